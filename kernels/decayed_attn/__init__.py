@@ -1,0 +1,1 @@
+"""Causal linear attention with a per-token multiplicative decay of the state."""

@@ -1,0 +1,1 @@
+"""LINA attention: bidirectional linear attention with division normalisation."""

@@ -1,0 +1,39 @@
+"""LiT's simplified linear attention (Wang et al., 2025, "LiT: Delving into a Simple Linear
+Diffusion Transformer for Image Generation").
+
+LiT's own code is not public. This module follows the LiT-style attention whose pieces survive in
+the LINA repository (same first author): ``vision_transformer_linear1.py``, ``Attention``, with its
+commented-out depthwise convolution on the values enabled. Parameter names follow that file.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lina_bench.kernels import lina_attention_naive
+from lina_bench.models.attention.base import conv_on_grid
+from lina_bench.models.attention.linear import _LinearAttentionBase
+
+
+class LiTAttention(_LinearAttentionBase):
+    """o_h = phi(q) S_h / (phi(q) . mean phi(k) + 1e-6) + DWConv5x5(v_h), phi = relu + 1e-6.
+
+    The depthwise convolution ``dwc`` has head_dim channels and its weights are shared by all
+    heads; it runs over the image tokens of each head's values (zero on prefix tokens). LiT uses
+    few heads (the caller's ``num_heads``). Projections ``q``, ``kv``, ``proj``.
+    """
+
+    fused_projection = False
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
+                 qkv_bias: bool = True, fp32_attention: bool = True, kernel_size: int = 5) -> None:
+        super().__init__(dim, num_heads, grid, prefix, qkv_bias=qkv_bias, fp32_attention=fp32_attention)
+        d = self.head_dim
+        self.dwc = nn.Conv2d(d, d, kernel_size=kernel_size, padding=kernel_size // 2, groups=d)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        b, h, n, d = v.shape
+        values = v.reshape(b * h, n, d).to(self.dwc.weight.dtype)
+        conv = conv_on_grid(values, self.dwc, self.prefix, self.grid).to(v.dtype)
+        return lina_attention_naive(q, k, v) + conv.view(b, h, n, d)
