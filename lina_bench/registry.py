@@ -105,7 +105,7 @@ class Registry(Generic[T]):
         ``reserved`` names parameters that the caller supplies itself (they may not be set here).
         """
         factory = self.get(name)
-        params = _parameters(factory)
+        params = factory_parameters(factory)
         accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         settable = {k: p for k, p in params.items()
                     if k not in reserved and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
@@ -131,7 +131,8 @@ class Registry(Generic[T]):
         return problems
 
 
-def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+def factory_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The keyword parameters a factory (class or function) accepts."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     params = dict(inspect.signature(target, eval_str=True).parameters)
     params.pop("self", None)

@@ -43,6 +43,11 @@ class AttentionModule(nn.Module):
         return f"dim={self.dim}, num_heads={self.num_heads}, grid={self.grid}, prefix={self.prefix}"
 
 
+def upcast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Cast half-precision tensors to float32 and leave float32/float64 alone (``fp32_attention``)."""
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
+
+
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, N, C) -> (B, H, N, C/H)."""
     b, n, c = x.shape

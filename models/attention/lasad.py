@@ -31,7 +31,7 @@ from torch import nn
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.kernels import decayed_linear_attention_chunked
-from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_heads
+from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_heads, upcast
 
 
 def _image_mask(prefix: int, grid: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,8 +70,10 @@ def _logit(p: torch.Tensor) -> torch.Tensor:
 
 
 class LasadAttention(AttentionModule):
-    """Causal linear attention, o_t = scale sum_{s<=t} exp(G_t - G_s) (q_t . k_s) v_s, with a
-    2D spatial-aware per-token log-decay g (``decay`` = "2d" | "1d" | "none"; see module docs).
+    """Causal linear attention with 2D spatial-aware decay (our reading of LASADGen).
+
+    o_t = scale sum_{s<=t} exp(G_t - G_s) (q_t . k_s) v_s, G = cumsum(g), with a per-token
+    log-decay g from each token's 2D grid position (``decay`` = "2d" | "1d" | "none"; module docs).
 
     Parameters: ``qkv``, ``decay_row``, ``decay_col`` (per head), ``norm`` (GroupNorm, one group per
     head), ``proj``. This is our reading of LASADGen; the paper's exact decay is not public.
@@ -93,14 +95,14 @@ class LasadAttention(AttentionModule):
     def log_decay(self) -> torch.Tensor:
         """(H, N) per-token log-decay from the 2D grid positions."""
         fn = DECAY_FUNCTIONS[self.decay]
-        return fn(nn.functional.logsigmoid(self.decay_row.float()),
-                  nn.functional.logsigmoid(self.decay_col.float()), self.prefix, self.grid)
+        return fn(nn.functional.logsigmoid(self.decay_row), nn.functional.logsigmoid(self.decay_col),
+                  self.prefix, self.grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         b, n, c = x.shape
-        q, k, v = (t.float() for t in fused_qkv(self.qkv, x, self.num_heads))
-        g = self.log_decay().unsqueeze(0).expand(b, -1, -1)
+        q, k, v = upcast(*fused_qkv(self.qkv, x, self.num_heads))
+        g = self.log_decay().to(q.dtype).unsqueeze(0).expand(b, -1, -1)
         o, _ = decayed_linear_attention_chunked(q, k, v, g, scale=self.head_dim**-0.5,
                                                 chunk_size=self.chunk_size)
         o = merge_heads(o).to(x.dtype)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lina_bench.kernels import lina_attention_naive
-from lina_bench.models.attention.base import AttentionModule, conv_on_grid, fused_qkv, merge_heads, split_qkv
+from lina_bench.models.attention.base import AttentionModule, conv_on_grid, fused_qkv, merge_heads, split_qkv, upcast
 
 
 def subtraction_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -37,7 +37,8 @@ def subtraction_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
 
 class _LinearAttentionBase(AttentionModule):
-    """Shared forward: project, attend in float32 (``fp32_attention``), add the conv branch, project.
+    """Shared forward: project, attend in at least float32 (``fp32_attention``), add the conv branch,
+    project.
 
     Subclasses set the class attributes that choose their parts and implement ``attend``.
     """
@@ -75,7 +76,7 @@ class _LinearAttentionBase(AttentionModule):
         self.check_input(x)
         q, k, v = self.project(x)
         if self.fp32_attention:
-            q, k, v = q.float(), k.float(), v.float()
+            q, k, v = upcast(q, k, v)
         out = merge_heads(self.attend(q, k, v)).to(x.dtype)
         if self.conv_branch:
             out = out + conv_on_grid(x, self.dw_conv, self.prefix, self.grid).to(x.dtype)
@@ -83,7 +84,9 @@ class _LinearAttentionBase(AttentionModule):
 
 
 class LinearAttention(_LinearAttentionBase):
-    """Division-normalised linear attention (``vision_transformer_linear6.py``, ``Attention``).
+    """Division-normalised linear attention (LINA ``linear6``).
+
+    Official module: ``vision_transformer_linear6.py``, ``Attention``.
 
     o_i = phi(q_i) S / (phi(q_i) . mean_j phi(k_j) + 1e-6), S = (1/N) sum_j phi(k_j)^T v_j,
     phi(x) = relu(x) + 1e-6.
@@ -94,7 +97,9 @@ class LinearAttention(_LinearAttentionBase):
 
 
 class SubtractionLinearAttention(_LinearAttentionBase):
-    """Subtraction-normalised linear attention (``vision_transformer_linear9.py``, ``Attention``).
+    """Subtraction-normalised linear attention (LINA ``linear9``).
+
+    Official module: ``vision_transformer_linear9.py``, ``Attention``.
 
     o_i = (s/N) phi(q_i) sum_j phi(k_j)^T v_j + (1 - s phi(q_i) . mean phi(k)) mean v,
     phi = relu, s = d^-0.5.
@@ -107,8 +112,9 @@ class SubtractionLinearAttention(_LinearAttentionBase):
 
 
 class LinearDWCAttention(LinearAttention):
-    """Division form plus a 5x5 depthwise convolution of the image tokens added before ``proj``
-    (``vision_transformer_linear_decouple1.py``, ``LinearAttentionDecoder``).
+    """Division-normalised linear attention + 5x5 depthwise-conv branch (LINA ``decouple1``).
+
+    Official module: ``vision_transformer_linear_decouple1.py``, ``LinearAttentionDecoder``.
 
     o = proj(linear(x) + DWConv5x5(x_image)), the conv branch being zero on prefix tokens.
     """
@@ -117,15 +123,18 @@ class LinearDWCAttention(LinearAttention):
 
 
 class SubtractionLinearDWCAttention(SubtractionLinearAttention):
-    """Subtraction form plus the same 5x5 depthwise-convolution branch
-    (``vision_transformer_linear_decouple10.py``, ``LinearAttentionDecoder``)."""
+    """Subtraction-normalised linear attention + 5x5 depthwise-conv branch (LINA ``decouple10``).
+
+    Official module: ``vision_transformer_linear_decouple10.py``, ``LinearAttentionDecoder``.
+    """
 
     conv_branch = True
 
 
 class LinaAttention(LinearDWCAttention):
-    """LINA's final module: division form, conv branch and the KV gate
-    (``vision_transformer_linear_decouple1_kvscale1.py``, ``LinearAttentionDecoder``).
+    """LINA's final module: division-normalised linear attention + dw-conv branch + KV gate.
+
+    Official module: ``vision_transformer_linear_decouple1_kvscale1.py``, ``LinearAttentionDecoder``.
 
     Like ``linear-dwc`` with phi(k_j) -> a_hj phi(k_j) and v_j -> b_hj v_j, where
     a = ``key_scale`` and b = ``value_scale`` are learned per head and per token position,

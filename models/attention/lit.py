@@ -17,7 +17,9 @@ from lina_bench.models.attention.linear import _LinearAttentionBase
 
 
 class LiTAttention(_LinearAttentionBase):
-    """o_h = phi(q) S_h / (phi(q) . mean phi(k) + 1e-6) + DWConv5x5(v_h), phi = relu + 1e-6.
+    """LiT's simplified linear attention: ReLU kernel, few heads, dw-conv on the values.
+
+    o_h = phi(q) S_h / (phi(q) . mean phi(k) + 1e-6) + DWConv5x5(v_h), phi = relu + 1e-6.
 
     The depthwise convolution ``dwc`` has head_dim channels and its weights are shared by all
     heads; it runs over the image tokens of each head's values (zero on prefix tokens). LiT uses

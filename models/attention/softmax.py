@@ -10,7 +10,9 @@ from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_h
 
 
 class SoftmaxAttention(AttentionModule):
-    """o = proj(softmax(q k^T / sqrt(d)) v), bidirectional, or causal with ``causal=True``.
+    """Softmax attention (NOVA's ``Attention``), bidirectional or causal.
+
+    o = proj(softmax(q k^T / sqrt(d)) v); ``causal=True`` masks future tokens.
 
     Parameters: ``qkv`` (C -> 3C), ``proj`` (C -> C), as in the official module.
     """

@@ -1,0 +1,171 @@
+"""The ``lina-bench`` command line. Exit codes: 0 ok, 1 a job or check failed, 2 bad usage or input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lina_bench import __version__, registry
+from lina_bench.errors import JobFailed, LinaBenchError
+
+DEFAULT_OUT = "lina-bench-out"
+KINDS = {"attention": registry.attention, "generators": registry.generators, "evaluators": registry.evaluators}
+
+
+def format_value(value: float) -> str:
+    """Counts as integers with separators, other numbers with 4 significant digits."""
+    if float(value).is_integer() and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lina-bench")
+def cli() -> None:
+    """Evaluate and benchmark linear-attention image generators against softmax baselines.
+
+    Suites list generators, attention variants and evaluators; `run` executes them and stores
+    every number, with its protocol and provenance, in OUT/results.sqlite.
+    """
+
+
+@cli.command("list")
+@click.argument("kind", required=False, type=click.Choice(["attention", "generators", "evaluators", "suites"]))
+def list_cmd(kind: str | None) -> None:
+    """List registered attention variants, generators, evaluators and built-in suites."""
+    from lina_bench.suite import builtin_suites, parse_suite
+
+    for name in [kind] if kind else ["attention", "generators", "evaluators", "suites"]:
+        click.secho(f"{name}:", bold=True)
+        if name == "suites":
+            for suite_name, text in sorted(builtin_suites().items()):
+                click.echo(f"  {suite_name:<18} {parse_suite(text, suite_name).description}")
+            continue
+        reg = KINDS[name]
+        for entry in reg.names():
+            scope = f"[{reg.get(entry).scope}] " if name == "evaluators" else ""
+            click.echo(f"  {entry:<18} {scope}{reg.describe(entry)}")
+
+
+@cli.command()
+@click.argument("suite", required=False)
+@click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+              help="Output directory (results store, artefacts).")
+@click.option("--force", is_flag=True, help="Re-run jobs that already finished in OUT.")
+@click.option("--device", help="Override the suite's device (cpu, cuda, cuda:N, auto).")
+@click.option("--dry-run", is_flag=True, help="Validate the suite and list its jobs without running them.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_run: bool, no_progress: bool) -> int:
+    """Run SUITE (a YAML file or a built-in name; default: the built-in `default` suite)."""
+    from lina_bench.runner import run_suite
+    from lina_bench.store import ResultStore
+    from lina_bench.suite import load_suite
+
+    loaded = load_suite(suite)
+    if dry_run:
+        done = ResultStore.in_dir(out_dir).completed_keys() if (Path(out_dir) / "results.sqlite").exists() else set()
+        for job in loaded.jobs():
+            state = "done" if job.key in done and not force else "todo"
+            click.echo(f"{state}  {job.name}  {job.key[:12]}")
+        return 0
+    summary = run_suite(loaded, out_dir, force=force, device=device, progress=not no_progress,
+                        echo=lambda line: click.echo(line, err=True))
+    counts = {s: sum(o.status == s for o in summary.outcomes) for s in ("ok", "failed", "skipped")}
+    rows = [(o.job.name, m.name, format_value(m.value), m.unit) for o in summary.outcomes for m in o.metrics]
+    if rows:
+        from tabulate import tabulate
+        click.echo(tabulate(rows, headers=["job", "metric", "value", "unit"], disable_numparse=True))
+    for outcome in summary.failed:
+        click.secho(f"FAILED {outcome.job.name}: {outcome.error}", fg="red", err=True)
+    click.echo(f"run {summary.run_id}: {counts['ok']} ok, {counts['failed']} failed, "
+               f"{counts['skipped']} already done (skipped); results in {Path(out_dir) / 'results.sqlite'}")
+    if counts["skipped"] and not counts["ok"] + counts["failed"]:
+        click.echo("every job was already done; use --force to run them again")
+    return 1 if summary.failed else 0
+
+
+@cli.command()
+@click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+              help="Output directory holding results.sqlite.")
+@click.option("--run", "run_id", default="current", show_default=True,
+              help="'current' (each job's latest successful results), 'latest' (the last run), 'all', "
+                   "or a run id.")
+@click.option("--suite", help="Only results of this suite.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option("--jobs", "show_jobs", is_flag=True, help="List jobs (status, error) instead of metric rows.")
+def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str | None, show_jobs: bool) -> int:
+    """Show or export stored results (JSON keeps protocol/config/provenance nested)."""
+    import pandas as pd
+
+    from lina_bench.schema import JSON_FIELDS, canonical_json
+    from lina_bench.store import ResultStore
+
+    store = ResultStore.in_dir(out_dir, create=False)
+    runs = store.runs()
+    if run_id == "latest":
+        chosen = [r["run_id"] for r in runs if not suite or r["suite"] == suite][-1:]
+        if not chosen:
+            raise LinaBenchError(f"no runs in {out_dir}" + (f" for suite {suite!r}" if suite else ""))
+        run_id = chosen[0]
+    elif run_id not in ("all", "current") and run_id not in {r["run_id"] for r in runs}:
+        raise LinaBenchError(f"no run {run_id!r} in {out_dir} (runs: {', '.join(r['run_id'] for r in runs)})")
+    selected = None if run_id in ("all", "current") else run_id
+    if show_jobs:
+        records = [{k: j[k] for k in ("run_id", "job", "status", "error", "job_key")} for j in store.jobs(selected)
+                   if not suite or j["suite"] == suite]
+    elif run_id == "current":
+        records = [dataclasses.asdict(r) for r in store.current_results(suite)]
+    else:
+        records = [dataclasses.asdict(r) for r in store.results(selected, suite)]
+    if fmt == "json":
+        text = json.dumps(records, indent=2, default=str) + "\n"
+    else:
+        frame = pd.DataFrame(records)
+        if fmt == "csv":
+            for name in JSON_FIELDS:
+                if name in frame:
+                    frame[name] = frame[name].map(canonical_json)
+            text = frame.to_csv(index=False)
+        elif frame.empty:
+            text = "no results\n"
+        else:
+            cols = ["job", "status", "error"] if show_jobs else ["job", "metric", "value", "unit"]
+            if show_jobs:
+                frame["error"] = frame["error"].map(lambda e: (e or "").splitlines()[0][:80] if e else "")
+            if not show_jobs:
+                frame["value"] = frame["value"].map(format_value)
+            text = frame[(["run_id"] if run_id == "all" else []) + cols].to_markdown(index=False, disable_numparse=True) + "\n"
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"wrote {len(records)} rows to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: maps errors to exit codes instead of tracebacks."""
+    try:
+        code = cli.main(args=argv, prog_name="lina-bench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted; finished jobs are kept in the results store", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LinaBenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except JobFailed as exc:
+        click.echo(f"failed: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

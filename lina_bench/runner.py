@@ -1,0 +1,146 @@
+"""Runs a suite's jobs and stores their results; finished jobs are skipped on the next run."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from lina_bench import registry
+from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator
+from lina_bench.provenance import provenance
+from lina_bench.schema import Metric, Result
+from lina_bench.store import JobRecord, ResultStore
+from lina_bench.suite import Job, Suite
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when available, else cpu; a CUDA device that is not there is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LinaBenchError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
+    return device
+
+
+@dataclass
+class JobOutcome:
+    job: Job
+    status: str  # "ok", "failed" or "skipped"
+    seconds: float = 0.0
+    error: str | None = None
+    metrics: list[Metric] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    out_dir: Path
+    outcomes: list[JobOutcome]
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def _target_and_protocol(job: Job, evaluator: Evaluator, device: str) -> tuple[Any, dict[str, Any]]:
+    from lina_bench.models.generator import build_generator
+
+    protocol: dict[str, Any] = {"evaluator": {"name": job.evaluator.name, **evaluator.protocol()}}
+    if evaluator.scope == "attention":
+        assert job.variant is not None
+        protocol["variant"] = {"name": job.variant.name, "options": job.variant.options}
+        return AttentionTarget(job.variant.name, job.variant.options), protocol
+    assert job.generator is not None
+    options = dict(job.generator.options)
+    if job.variant is not None:
+        options["attention"] = job.variant.name
+        if job.variant.options:
+            options["attention_options"] = job.variant.options
+    generator = build_generator(job.generator.name, options, job.generator.checkpoint).to(device)
+    protocol["generator"] = generator.info().as_protocol()
+    return generator, protocol
+
+
+def run_job(job: Job, context: EvalContext) -> tuple[list[Metric], dict[str, Any]]:
+    """Build the job's evaluator and target, and measure."""
+    evaluator = registry.evaluators.build(job.evaluator.name, **job.evaluator.options)
+    target, protocol = _target_and_protocol(job, evaluator, context.device)
+    return evaluator.evaluate(target, context), protocol
+
+
+def run_suite(suite: Suite, out_dir: str | Path, force: bool = False, device: str | None = None,
+              progress: bool = True, echo: Callable[[str], None] = print) -> RunSummary:
+    """Run every job of ``suite`` not already finished in ``out_dir`` (all of them with ``force``).
+
+    A job that raises is recorded as failed with its error and the run goes on. Each finished job
+    is committed to the store at once, so an interrupted run loses only the job in flight.
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(device or suite.device)
+    store = ResultStore.in_dir(out_dir)
+    done = set() if force else store.completed_keys()
+    run_id = new_run_id()
+    store.start_run(run_id, suite.name, utc_now())
+    context = EvalContext(device=device, seed=suite.seed, work_dir=out_dir / "work", progress=progress)
+    outcomes: list[JobOutcome] = []
+    jobs = suite.jobs()
+    try:
+        for job in tqdm(jobs, desc=f"suite {suite.name}", unit="job", disable=not progress):
+            if job.key in done:
+                outcomes.append(JobOutcome(job, "skipped"))
+                continue
+            outcomes.append(_run_and_store(job, run_id, context, store))
+            last = outcomes[-1]
+            detail = f"{last.seconds:.1f}s" + (f": {last.error.splitlines()[0]}" if last.error else "")
+            echo(f"{last.status:>6}  {job.name}  ({detail})")
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "interrupted", utc_now())
+        store.close()
+        raise
+    failed = any(o.status == "failed" for o in outcomes)
+    store.finish_run(run_id, "failed" if failed else "ok", utc_now())
+    store.close()
+    return RunSummary(run_id, out_dir, outcomes)
+
+
+def _run_and_store(job: Job, run_id: str, context: EvalContext, store: ResultStore) -> JobOutcome:
+    started, clock = utc_now(), time.perf_counter()
+    metrics: list[Metric] = []
+    protocol: dict[str, Any] = {}
+    error = None
+    try:
+        metrics, protocol = run_job(job, context)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # recorded as a failed job; the suite goes on
+        tail = "".join(traceback.format_exception(exc)[-3:])
+        error = f"{type(exc).__name__}: {exc}\n{tail}"
+    seconds = time.perf_counter() - clock
+    prov = provenance(context.device, {"suite_seed": context.seed}, started, utc_now())
+    status = "failed" if error else "ok"
+    generator = job.generator.name if job.generator else None
+    variant = job.variant.name if job.variant else None
+    record = JobRecord(run_id, job.key, job.name, job.suite, generator, variant, job.evaluator.name, status,
+                       error, job.config, protocol, prov)
+    results = [Result(run_id, job.suite, job.name, job.key, generator, variant, job.evaluator.name, m.name,
+                      float(m.value), m.unit, m.higher_is_better, protocol, job.config, prov) for m in metrics]
+    store.record_job(record, results)
+    return JobOutcome(job, status, seconds, error, metrics)

@@ -1,0 +1,138 @@
+"""The contract every generator family implements (LINA/NOVA, MAR, LiT/DiT, LASADGen/LlamaGen, ...).
+
+A generator is an ``nn.Module`` subclass of :class:`Generator`, registered in
+``lina_bench.registry.generators``. The registry's factory is called with the suite's options;
+a checkpoint, when given, is then loaded with :meth:`Generator.load_checkpoint`.
+
+Determinism contract: ``sample(conditions, seeds)`` returns uint8 images whose content depends only
+on each sample's (condition, seed), never on the batch it was drawn in. Evaluators derive the seed
+of sample ``i`` of a run with seed ``s`` as :func:`sample_seed(s, i) <sample_seed>`, so results
+do not depend on the batch size or on how samples are sharded over processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from lina_bench import registry
+from lina_bench.errors import LinaBenchError
+from lina_bench.models.attention.base import AttentionModule
+
+UINT8_CONVENTION = "uint8 = round(clip(x, 0, 1) * 255), x in [0, 1]"
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """Protocol facts recorded with every result of a generator."""
+
+    family: str
+    resolution: tuple[int, int]  # (H, W) of the images sample() returns
+    conditioning: str  # "class" or "text"
+    steps: int  # network evaluations (AR or diffusion steps) per image
+    num_classes: int | None = None
+    guidance: float | None = None  # classifier-free guidance scale, None when unused
+    attention: str | None = None  # attention variant, when the family lets it be chosen
+    uint8_convention: str = UINT8_CONVENTION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_protocol(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CostProbe:
+    """What cost evaluators measure: ``module(*inputs)`` is one network call of sampling, made
+    ``calls_per_image`` times per image."""
+
+    module: nn.Module
+    inputs: tuple[Any, ...]
+    calls_per_image: int
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The 63-bit seed of sample ``index`` in a run seeded with ``seed`` (stable across versions)."""
+    digest = hashlib.sha256(f"lina-bench:{int(seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) floats in [0, 1] -> uint8 by ``UINT8_CONVENTION``."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class Generator(nn.Module, ABC):
+    """Base class of generator families. Subclasses implement ``info``, ``sample`` and ``cost_probe``."""
+
+    @abstractmethod
+    def info(self) -> GeneratorInfo:
+        """Resolution, steps, guidance and other protocol facts."""
+
+    @abstractmethod
+    def sample(self, conditions: Sequence[int] | Sequence[str], seeds: Sequence[int]) -> torch.Tensor:
+        """One image per (condition, seed): class labels or prompts, and one seed per sample.
+
+        Returns uint8 (B, 3, H, W) on the CPU; image i depends only on (conditions[i], seeds[i]).
+        """
+
+    @abstractmethod
+    def cost_probe(self, batch_size: int = 1) -> CostProbe:
+        """The network call that sampling repeats, with representative inputs."""
+
+    def attention_modules(self) -> dict[str, AttentionModule]:
+        """Attention modules by qualified name inside ``cost_probe().module``."""
+        probe = self.cost_probe().module
+        return {name: m for name, m in probe.named_modules() if isinstance(m, AttentionModule)}
+
+    def check_conditions(self, conditions: Sequence[Any], seeds: Sequence[int]) -> None:
+        """Clear errors for mismatched lengths and out-of-range class labels."""
+        if len(conditions) != len(seeds):
+            raise LinaBenchError(f"{len(conditions)} conditions but {len(seeds)} seeds")
+        info = self.info()
+        if info.conditioning == "class":
+            bad = [c for c in conditions if not isinstance(c, int) or not 0 <= c < (info.num_classes or 0)]
+            if bad:
+                raise LinaBenchError(f"class labels must be ints in [0, {info.num_classes}), got {bad[:5]}")
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load weights strictly from a local ``.safetensors`` or torch file (weights_only=True)."""
+        path = Path(path)
+        if not path.is_file():
+            raise LinaBenchError(f"checkpoint not found: {path}")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise LinaBenchError(f"cannot read checkpoint {path}: {exc}") from exc
+            for key in ("model", "state_dict", "ema"):
+                if isinstance(state, dict) and isinstance(state.get(key), dict):
+                    state = state[key]
+                    break
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise LinaBenchError(f"checkpoint {path} does not fit {type(self).__name__}: {exc}") from exc
+
+
+def build_generator(name: str, options: dict[str, Any] | None = None,
+                    checkpoint: str | Path | None = None) -> Generator:
+    """Build registered generator ``name`` from ``options``, then load ``checkpoint`` if given."""
+    options = dict(options or {})
+    problems = registry.generators.check_options(name, options)
+    if problems:
+        raise LinaBenchError("; ".join(problems))
+    generator = registry.generators.get(name)(**options)
+    if not isinstance(generator, Generator):
+        raise LinaBenchError(f"generator {name!r} built a {type(generator).__name__}, not a Generator")
+    if checkpoint is not None:
+        generator.load_checkpoint(checkpoint)
+    return generator.eval()
