@@ -25,7 +25,7 @@ def resample_gate(gate: torch.Tensor, src_prefix: int, src_grid: tuple[int, int]
         raise LinaBenchError(f"gate of shape {tuple(gate.shape)} does not match prefix={src_prefix}, "
                              f"grid={tuple(src_grid)} (expected (1, H, {src_prefix + h * w}, 1))")
     heads = gate.shape[1]
-    values = gate.float()[0, :, :, 0]  # (H, N)
+    values = gate.to(torch.promote_types(gate.dtype, torch.float32))[0, :, :, 0]  # (H, N)
     prefix, image = values[:, :src_prefix], values[:, src_prefix:]
     image = F.interpolate(image.view(1, heads, h, w), size=(h2, w2), mode="bilinear",
                           align_corners=False).view(heads, h2 * w2)
