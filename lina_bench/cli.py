@@ -23,7 +23,24 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Maps lina-bench errors to exit codes and one-line messages instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LinaBenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except JobFailed as exc:
+            click.echo(f"failed: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished jobs are kept in the results store", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lina-bench")
 def cli() -> None:
     """Evaluate and benchmark linear-attention image generators against softmax baselines.
@@ -59,7 +76,7 @@ def list_cmd(kind: str | None) -> None:
 @click.option("--device", help="Override the suite's device (cpu, cuda, cuda:N, auto).")
 @click.option("--dry-run", is_flag=True, help="Validate the suite and list its jobs without running them.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_run: bool, no_progress: bool) -> int:
+def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_run: bool, no_progress: bool) -> None:
     """Run SUITE (a YAML file or a built-in name; default: the built-in `default` suite)."""
     from lina_bench.runner import run_suite
     from lina_bench.store import ResultStore
@@ -71,7 +88,7 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
         for job in loaded.jobs():
             state = "done" if job.key in done and not force else "todo"
             click.echo(f"{state}  {job.name}  {job.key[:12]}")
-        return 0
+        return
     summary = run_suite(loaded, out_dir, force=force, device=device, progress=not no_progress,
                         echo=lambda line: click.echo(line, err=True))
     counts = {s: sum(o.status == s for o in summary.outcomes) for s in ("ok", "failed", "skipped")}
@@ -85,7 +102,7 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
                f"{counts['skipped']} already done (skipped); results in {Path(out_dir) / 'results.sqlite'}")
     if counts["skipped"] and not counts["ok"] + counts["failed"]:
         click.echo("every job was already done; use --force to run them again")
-    return 1 if summary.failed else 0
+    click.get_current_context().exit(1 if summary.failed else 0)
 
 
 @cli.command()
@@ -98,7 +115,7 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List jobs (status, error) instead of metric rows.")
-def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str | None, show_jobs: bool) -> int:
+def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str | None, show_jobs: bool) -> None:
     """Show or export stored results (JSON keeps protocol/config/provenance nested)."""
     import pandas as pd
 
@@ -136,7 +153,7 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
         else:
             cols = ["job", "status", "error"] if show_jobs else ["job", "metric", "value", "unit"]
             if show_jobs:
-                frame["error"] = frame["error"].map(lambda e: (e or "").splitlines()[0][:80] if e else "")
+                frame["error"] = frame["error"].map(lambda e: e.splitlines()[0][:100] if isinstance(e, str) else "")
             if not show_jobs:
                 frame["value"] = frame["value"].map(format_value)
             text = frame[(["run_id"] if run_id == "all" else []) + cols].to_markdown(index=False, disable_numparse=True) + "\n"
@@ -145,26 +162,11 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
         click.echo(f"wrote {len(records)} rows to {output}", err=True)
     else:
         click.echo(text, nl=False)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: maps errors to exit codes instead of tracebacks."""
-    try:
-        code = cli.main(args=argv, prog_name="lina-bench", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted; finished jobs are kept in the results store", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except LinaBenchError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except JobFailed as exc:
-        click.echo(f"failed: {exc}", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="lina-bench")
 
 
 if __name__ == "__main__":

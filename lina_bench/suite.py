@@ -172,12 +172,13 @@ class _Problems:
             where = where[:-1]
         line, col = self.locations.get(where, (1, 1))
         dotted = ".".join(str(p) for p in path) or "<top>"
-        self.items.append(f"{self.source}:{line}:{col}: {dotted}: {message}")
+        self.items.append((line, col, f"{self.source}:{line}:{col}: {dotted}: {message}"))
 
     def raise_if_any(self) -> None:
         if self.items:
             count = f"{len(self.items)} problem{'s' if len(self.items) > 1 else ''}"
-            raise SuiteError(f"invalid suite ({count}):\n  " + "\n  ".join(self.items))
+            lines = [text for _, _, text in sorted(self.items, key=lambda item: item[:2])]
+            raise SuiteError(f"invalid suite ({count}):\n  " + "\n  ".join(lines))
 
 
 def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite") -> Suite:

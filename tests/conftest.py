@@ -15,7 +15,7 @@ from lina_bench.cli import cli
 def run_cli(*args: str) -> tuple[int, str]:
     """Run the CLI in-process the way the console script does; returns (exit code, output)."""
     runner = CliRunner()
-    result = runner.invoke(cli, list(args), standalone_mode=True, catch_exceptions=True)
+    result = runner.invoke(cli, list(args), prog_name="lina-bench", catch_exceptions=False)
     return result.exit_code, result.output
 
 
