@@ -25,7 +25,7 @@ from lina_bench import registry
 from lina_bench.errors import LinaBenchError
 from lina_bench.models.attention.base import AttentionModule
 
-UINT8_CONVENTION = "uint8 = round(clip(x, 0, 1) * 255), x in [0, 1]"
+UINT8_CONVENTION = "uint8 = round_half_even(clip(x, 0, 1) * 255), x in [0, 1]"
 
 
 @dataclass(frozen=True)

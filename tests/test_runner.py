@@ -18,7 +18,7 @@ from lina_bench import runner
 from lina_bench.schema import RESULT_FIELDS
 from lina_bench.store import ResultStore
 from lina_bench.suite import parse_suite
-from tests.conftest import run_cli
+from cli_helpers import run_cli
 
 SUITE = """\
 name: tiny
