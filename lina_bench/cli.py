@@ -78,18 +78,18 @@ def list_cmd(kind: str | None) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_run: bool, no_progress: bool) -> None:
     """Run SUITE (a YAML file or a built-in name; default: the built-in `default` suite)."""
-    from lina_bench.runner import run_suite
+    from lina_bench.runner import on_device, run_suite
     from lina_bench.store import ResultStore
     from lina_bench.suite import load_suite
 
-    loaded = load_suite(suite)
+    loaded = on_device(load_suite(suite), device)
     if dry_run:
         done = ResultStore.in_dir(out_dir).completed_keys() if (Path(out_dir) / "results.sqlite").exists() else set()
         for job in loaded.jobs():
             state = "done" if job.key in done and not force else "todo"
             click.echo(f"{state}  {job.name}  {job.key[:12]}")
         return
-    summary = run_suite(loaded, out_dir, force=force, device=device, progress=not no_progress,
+    summary = run_suite(loaded, out_dir, force=force, progress=not no_progress,
                         echo=lambda line: click.echo(line, err=True))
     counts = {s: sum(o.status == s for o in summary.outcomes) for s in ("ok", "failed", "skipped")}
     rows = [(o.job.name, m.name, format_value(m.value), m.unit) for o in summary.outcomes for m in o.metrics]

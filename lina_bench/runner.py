@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 import traceback
@@ -38,6 +39,11 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise LinaBenchError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
     return device
+
+
+def on_device(suite: Suite, device: str | None = None) -> Suite:
+    """The suite with its device (or the override) resolved; the device is part of every job key."""
+    return dataclasses.replace(suite, device=resolve_device(device or suite.device))
 
 
 @dataclass
@@ -94,12 +100,12 @@ def run_suite(suite: Suite, out_dir: str | Path, force: bool = False, device: st
     is committed to the store at once, so an interrupted run loses only the job in flight.
     """
     out_dir = Path(out_dir)
-    device = resolve_device(device or suite.device)
+    suite = on_device(suite, device)
     store = ResultStore.in_dir(out_dir)
     done = set() if force else store.completed_keys()
     run_id = new_run_id()
     store.start_run(run_id, suite.name, utc_now())
-    context = EvalContext(device=device, seed=suite.seed, work_dir=out_dir / "work", progress=progress)
+    context = EvalContext(device=suite.device, seed=suite.seed, work_dir=out_dir / "work", progress=progress)
     outcomes: list[JobOutcome] = []
     jobs = suite.jobs()
     try:
