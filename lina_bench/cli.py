@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
 from lina_bench import __version__, registry
 from lina_bench.errors import JobFailed, LinaBenchError
@@ -90,7 +91,7 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
             click.echo(f"{state}  {job.name}  {job.key[:12]}")
         return
     summary = run_suite(loaded, out_dir, force=force, progress=not no_progress,
-                        echo=lambda line: click.echo(line, err=True))
+                        echo=lambda line: tqdm.write(line, file=sys.stderr))
     counts = {s: sum(o.status == s for o in summary.outcomes) for s in ("ok", "failed", "skipped")}
     rows = [(o.job.name, m.name, format_value(m.value), m.unit) for o in summary.outcomes for m in o.metrics]
     if rows:
@@ -151,12 +152,14 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
         elif frame.empty:
             text = "no results\n"
         else:
-            cols = ["job", "status", "error"] if show_jobs else ["job", "metric", "value", "unit"]
             if show_jobs:
+                cols = ["job", "status", "error"]
                 frame["error"] = frame["error"].map(lambda e: e.splitlines()[0][:100] if isinstance(e, str) else "")
-            if not show_jobs:
+            else:
+                cols = ["job", "metric", "value", "unit"]
                 frame["value"] = frame["value"].map(format_value)
-            text = frame[(["run_id"] if run_id == "all" else []) + cols].to_markdown(index=False, disable_numparse=True) + "\n"
+            cols = (["run_id"] if run_id == "all" else []) + cols
+            text = frame[cols].to_markdown(index=False, disable_numparse=True) + "\n"
     if output:
         Path(output).write_text(text)
         click.echo(f"wrote {len(records)} rows to {output}", err=True)

@@ -120,7 +120,7 @@ class ResultStore:
 
     def runs(self) -> list[dict[str, Any]]:
         cur = self._db.execute("SELECT * FROM runs ORDER BY started_at, run_id")
-        return [dict(zip([c[0] for c in cur.description], row)) for row in cur]
+        return [dict(zip([c[0] for c in cur.description], row, strict=True)) for row in cur]
 
     def jobs(self, run_id: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM jobs", ()
@@ -128,7 +128,7 @@ class ResultStore:
             query, args = query + " WHERE run_id = ?", (run_id,)
         cur = self._db.execute(query, args)
         cols = [c[0] for c in cur.description]
-        return [_decode(dict(zip(cols, row))) for row in cur]
+        return [_decode(dict(zip(cols, row, strict=True))) for row in cur]
 
     def results(self, run_id: str | None = None, suite: str | None = None) -> list[Result]:
         where, args = [], []
@@ -139,7 +139,7 @@ class ResultStore:
         query = f"SELECT {', '.join(RESULT_FIELDS)} FROM results"
         query += (" WHERE " + " AND ".join(where)) if where else ""
         rows = self._db.execute(query + " ORDER BY id", args)
-        return [Result(**_decode(dict(zip(RESULT_FIELDS, row)))) for row in rows]
+        return [Result(**_decode(dict(zip(RESULT_FIELDS, row, strict=True)))) for row in rows]
 
     def current_results(self, suite: str | None = None) -> list[Result]:
         """For every job, the rows of its most recent successful run (what ``run`` skips)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lina_bench import __version__
+
 from cli_helpers import run_cli, run_console
 
 

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from lina_bench.errors import LinaBenchError
-from lina_bench.models.generator import Generator, build_generator, sample_seed, to_uint8
 from lina_bench.models.attention.base import AttentionModule
+from lina_bench.models.generator import Generator, build_generator, sample_seed, to_uint8
 
 
 @pytest.mark.parametrize("variant", ["softmax", "lina", "lasad", "lit"])
@@ -17,7 +17,7 @@ def test_images_depend_only_on_label_and_seed(variant: str):
     labels = [3, 1, 4, 1, 5]
     seeds = [sample_seed(7, i) for i in range(5)]
     batch = gen.sample(labels, seeds)
-    singles = torch.cat([gen.sample([c], [s]) for c, s in zip(labels, seeds)])
+    singles = torch.cat([gen.sample([c], [s]) for c, s in zip(labels, seeds, strict=True)])
     assert batch.dtype == torch.uint8 and batch.shape == (5, 3, 8, 12)
     assert torch.equal(batch, singles)
     assert torch.equal(gen.sample(labels[::-1], seeds[::-1]), batch.flip(0))  # order-independent

@@ -18,6 +18,7 @@ from lina_bench import runner
 from lina_bench.schema import RESULT_FIELDS
 from lina_bench.store import ResultStore
 from lina_bench.suite import parse_suite
+
 from cli_helpers import run_cli
 
 SUITE = """\
@@ -133,7 +134,7 @@ evaluators:
     before = set(statuses(out))
     assert len(before) < 6, "the run finished before it could be killed; raise repeats"
     code, output = run_cli("run", str(path), "--out", str(out), "--no-progress")
-    assert code == 0 and f"already done" in output
+    assert code == 0 and "already done" in output
     after = statuses(out)
     assert set(after) == {f"module-profile/{v}" for v in variants.split(", ")}
     assert all(s == ["ok"] for s in after.values())  # nothing ran twice
