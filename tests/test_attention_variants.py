@@ -127,3 +127,27 @@ def test_lasad_2d_decay_fades_with_rows_not_raster_distance():
     assert math.isclose(decays["1d"]["up"], gamma_col**8, rel_tol=1e-6)  # raster distance only
     assert math.isclose(decays["2d"]["left"], gamma_col, rel_tol=1e-6)
     assert decays["2d"]["left"] > 0.99 > decays["2d"]["up"]  # rows fade, columns barely
+
+
+def test_causal_softmax_matches_masked_matrix():
+    torch.manual_seed(2)
+    module = attention.build("softmax", dim=16, num_heads=2, grid=(3, 4), prefix=2, causal=True).double()
+    x = torch.randn(2, 14, 16, dtype=torch.float64)
+    q, k, v = (_heads(t, 2) for t in module.qkv(x).chunk(3, -1))
+    scores = (q @ k.transpose(-2, -1)) / 8**0.5
+    scores = scores.masked_fill(~torch.ones(14, 14, dtype=torch.bool).tril(), float("-inf"))
+    expected = module.proj((scores.softmax(-1) @ v).transpose(1, 2).flatten(2))
+    torch.testing.assert_close(module(x), expected, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_bfloat16_modules_track_float32(name: str):
+    """Half-precision modules run (attention math upcast to float32) and stay within bf16 error."""
+    torch.manual_seed(0)
+    module = attention.build(name, dim=32, num_heads=2, grid=(6, 6), prefix=4)
+    x = torch.randn(2, 40, 32)
+    expected = module(x)
+    out = module.to(torch.bfloat16)(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    error = (out.float() - expected).norm() / expected.norm()
+    assert error < 3e-2, f"relative error {error:.3g}"
