@@ -58,7 +58,9 @@ def decayed_linear_attention_chunked(
         intra = ((qc @ kc.transpose(-2, -1)) * rel) @ vc
         inter = (qc * cum.exp().unsqueeze(-1)) @ state
         outputs.append(scale * (intra + inter))
-        last = cum[:, :, -1:]  # (B, H, 1)
-        state = state * last.exp().unsqueeze(-1) + (kc * (last - cum).exp().unsqueeze(-1)).transpose(-2, -1) @ vc
+        if start + chunk_size < n or output_final_state:  # the last update is needed only when returned
+            last = cum[:, :, -1:]  # (B, H, 1)
+            decayed_k = kc * (last - cum).exp().unsqueeze(-1)
+            state = state * last.exp().unsqueeze(-1) + decayed_k.transpose(-2, -1) @ vc
     o = torch.cat(outputs, dim=2)
     return o, (state if output_final_state else None)

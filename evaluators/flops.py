@@ -1,0 +1,179 @@
+"""Exact FLOP accounting: fvcore (primary), torch's FlopCounterMode and closed forms (cross-checks).
+
+Convention (the LINA paper's, fvcore's): one fused multiply-add = one FLOP, reported in GMACs
+(1e9). Only ops that carry multiply-add work are counted by default -- linear layers, matmuls,
+convolutions, attention -- and elementwise ops (activations, additions, normalisations, reductions)
+are not; ``elementwise=True`` counts them too (one FLOP per output element, fvcore's norm rules).
+No op falls through silently: every op that was not counted is reported, split into the
+elementwise ones (not counted by convention) and unknown ones.
+
+Why our own handles: fvcore has none for ``aten::scaled_dot_product_attention`` (it would count
+softmax attention as projections only), and torch's FlopCounterMode counts 0 for the CPU flash
+path ``aten::_scaled_dot_product_flash_attention_for_cpu``. Both are registered here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
+from torch import nn
+from torch.utils import flop_counter
+
+from lina_bench.errors import LinaBenchError
+
+CONVENTION = "1 fused multiply-add = 1 FLOP (fvcore); GMACs = 1e9 multiply-adds; elementwise ops not counted"
+CONVENTION_ELEMENTWISE = "1 fused multiply-add = 1 FLOP (fvcore); elementwise ops counted, 1 per output element"
+
+# Elementwise ops: not counted by the paper's convention, counted with ``elementwise=True``.
+ELEMENTWISE_OPS = frozenset({
+    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
+    "aten::div_", "aten::reciprocal", "aten::pow", "aten::exp", "aten::log", "aten::log1p", "aten::sqrt",
+    "aten::rsqrt", "aten::neg", "aten::relu", "aten::relu_", "aten::gelu", "aten::silu", "aten::sigmoid",
+    "aten::log_sigmoid", "aten::tanh", "aten::softmax", "aten::mean", "aten::sum", "aten::cumsum",
+    "aten::where", "aten::tril", "aten::triu", "aten::remainder", "aten::lt", "aten::le", "aten::ne",
+    "aten::round", "aten::clamp_min", "aten::clamp_max", "aten::layer_norm", "aten::group_norm",
+    "aten::batch_norm", "aten::instance_norm", "aten::linspace",
+})
+NORM_OPS = ("aten::layer_norm", "aten::group_norm", "aten::batch_norm", "aten::instance_norm")
+
+
+def _sdpa_macs(query: tuple[int, ...], key: tuple[int, ...], value: tuple[int, ...]) -> int:
+    """b * h * Nq * Nk * (d_qk + d_v): QK^T and PV, full (unmasked) matrices."""
+    *batch, n_q, d_qk = query
+    n_k, d_v = key[-2], value[-1]
+    count = n_q * n_k * (d_qk + d_v)
+    for size in batch:
+        count *= size
+    return count
+
+
+def _fvcore_sdpa(inputs: list, outputs: list) -> int:
+    return _sdpa_macs(*(tuple(get_shape(v)) for v in inputs[:3]))
+
+
+def _register_torch_formulas() -> None:
+    """Teach FlopCounterMode the CPU flash-attention path (2 FLOPs per multiply-add there)."""
+    target = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    if target in flop_counter.flop_registry:
+        return
+
+    @flop_counter.register_flop_formula(target)
+    def _cpu_flash(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return 2 * _sdpa_macs(tuple(query), tuple(key), tuple(value))
+
+
+_register_torch_formulas()
+
+
+@dataclass
+class FlopReport:
+    """MAC counts of one module call. by_operator / by_module map names to MACs."""
+
+    total: int
+    by_operator: dict[str, int]
+    by_module: dict[str, int]
+    counter: str
+    convention: str
+    uncounted_ops: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def gmacs(self) -> float:
+        return self.total / 1e9
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["gmacs"] = self.gmacs
+        data["by_operator"] = {k: v / 1e9 for k, v in self.by_operator.items()}
+        data["by_module"] = {k: v / 1e9 for k, v in self.by_module.items()}
+        return data
+
+
+def _module_breakdown(per_module: dict[str, int], total: int, depth: int = 1) -> dict[str, int]:
+    """Top-level submodules' counts, plus "(self)" for work done by the root module itself."""
+    children = {name: count for name, count in per_module.items()
+                if name and name.count(".") == depth - 1 and count}
+    rest = total - sum(children.values())
+    return {**children, **({"(self)": rest} if rest else {})}
+
+
+def count_fvcore(module: nn.Module, inputs: tuple[Any, ...], elementwise: bool = False) -> FlopReport:
+    """Count ``module(*inputs)`` with fvcore's FlopCountAnalysis (traces the call with torch.jit)."""
+    analysis = FlopCountAnalysis(module, inputs)
+    analysis.set_op_handle("aten::scaled_dot_product_attention", _fvcore_sdpa)
+    if elementwise:
+        analysis.set_op_handle(**{op: elementwise_flop_counter(0, 1) for op in ELEMENTWISE_OPS if op not in NORM_OPS})
+    else:
+        for op in NORM_OPS:  # fvcore counts norms by default; the paper's convention does not
+            analysis._op_handles.pop(op, None)
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        total = int(analysis.total())
+        by_operator = {op: int(c) for op, c in analysis.by_operator().items() if c}
+        per_module = {name: int(c) for name, c in analysis.by_module().items()}
+        skipped = Counter(analysis.unsupported_ops())
+    uncounted = {"elementwise": {op: n for op, n in skipped.items() if op in ELEMENTWISE_OPS},
+                 "unknown": {op: n for op, n in skipped.items() if op not in ELEMENTWISE_OPS}}
+    return FlopReport(total, by_operator, _module_breakdown(per_module, total), "fvcore",
+                      CONVENTION_ELEMENTWISE if elementwise else CONVENTION,
+                      {k: dict(sorted(v.items())) for k, v in uncounted.items() if v})
+
+
+def count_torch(module: nn.Module, inputs: tuple[Any, ...]) -> FlopReport:
+    """Count with torch.utils.flop_counter.FlopCounterMode (2 FLOPs per MAC there; halved here).
+
+    Works on meta tensors, so it counts any size without computing anything.
+    """
+    with flop_counter.FlopCounterMode(display=False) as mode:
+        module(*inputs)
+    counts = mode.get_flop_counts()
+    by_operator = {str(op).removeprefix("aten."): int(c) // 2 for op, c in counts.get("Global", {}).items() if c}
+    total = mode.get_total_flops() // 2
+    root = next(iter(counts), "Global")
+    per_module = {name.removeprefix(root + ".") if name != root else "": sum(ops.values()) // 2
+                  for name, ops in counts.items() if name not in ("Global",)}
+    return FlopReport(total, by_operator, _module_breakdown(per_module, total), "torch.FlopCounterMode",
+                      CONVENTION)
+
+
+# ---- closed forms ---------------------------------------------------------------------------------
+
+def analytic_macs(variant: str, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
+                  batch: int = 1, options: dict[str, Any] | None = None) -> dict[str, int]:
+    """Closed-form MACs of one attention-variant call, by operator kind (fvcore convention).
+
+    N = prefix + h*w tokens, C = dim, d = C / H:
+    projections 4 N C^2 (qkv or q + kv, and proj) for every variant, plus
+    softmax: 2 N^2 C (QK^T and PV); division/subtraction forms: N C (2d + 1) (state, query, norm);
+    conv branches: C h w k^2; lasad: sum over chunks of 2 L^2 C + 2 L C d (the last chunk's state
+    update is skipped).
+    """
+    options = options or {}
+    h, w = grid
+    n, c = prefix + h * w, dim
+    d = c // num_heads
+    macs = {"linear": 4 * n * c * c}
+    if variant == "softmax":
+        macs["scaled_dot_product_attention"] = 2 * n * n * c
+    elif variant in ("linear", "linear-sub", "linear-dwc", "linear-sub-dwc", "lina", "lit"):
+        macs["matmul"] = n * c * (2 * d + 1)
+        if variant in ("linear-dwc", "linear-sub-dwc", "lina"):
+            macs["conv"] = c * h * w * 25
+        if variant == "lit":
+            macs["conv"] = c * h * w * options.get("kernel_size", 5) ** 2
+    elif variant == "lasad":
+        chunk = options.get("chunk_size", 64)
+        lengths = [min(chunk, n - start) for start in range(0, n, chunk)]
+        macs["matmul"] = sum(2 * length * length * c + length * c * d for length in lengths)
+        macs["matmul"] += sum(length * c * d for length in lengths[:-1])
+    else:
+        raise LinaBenchError(f"no closed-form FLOP count for attention variant {variant!r}")
+    return {op: count * batch for op, count in macs.items()}
