@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
+from lina_bench.errors import LinaBenchError
 from lina_bench.models import attention
 from lina_bench.schema import Metric
 
@@ -23,6 +25,44 @@ class EvalContext:
     progress: bool = False
 
 
+@dataclass(frozen=True)
+class ModuleSetting:
+    """The size an attention module is measured at: width, heads, h x w grid, prefix, batch."""
+
+    dim: int
+    num_heads: int
+    grid: tuple[int, int]
+    prefix: int = 0
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
+        if len(self.grid) != 2 or min(self.grid) < 1:
+            raise LinaBenchError(f"grid must be two positive sizes (h, w), got {self.grid}")
+        if self.dim < 1 or self.num_heads < 1 or self.batch < 1 or self.prefix < 0:
+            raise LinaBenchError(f"dim, heads and batch must be >= 1 and prefix >= 0, got dim={self.dim}, "
+                                 f"heads={self.num_heads}, batch={self.batch}, prefix={self.prefix}")
+        if self.dim % self.num_heads:
+            raise LinaBenchError(f"heads ({self.num_heads}) must divide the width ({self.dim})")
+
+    @property
+    def tokens(self) -> int:
+        return self.prefix + self.grid[0] * self.grid[1]
+
+    def inputs(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+               seed: int = 0) -> tuple[torch.Tensor]:
+        """One (batch, tokens, dim) input, random (seeded) unless on the meta device."""
+        shape = (self.batch, self.tokens, self.dim)
+        if str(device) == "meta":
+            return (torch.empty(shape, device="meta", dtype=dtype),)
+        gen = torch.Generator().manual_seed(seed)
+        return (torch.randn(shape, generator=gen).to(device=device, dtype=dtype),)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dim": self.dim, "num_heads": self.num_heads, "grid": list(self.grid), "prefix": self.prefix,
+                "batch": self.batch, "tokens": self.tokens}
+
+
 @dataclass
 class AttentionTarget:
     """An attention variant to be built at the sizes the evaluator chooses."""
@@ -30,8 +70,9 @@ class AttentionTarget:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int) -> nn.Module:
-        return attention.build(self.name, dim=dim, num_heads=num_heads, grid=grid, prefix=prefix, **self.options)
+    def build(self, setting: ModuleSetting) -> nn.Module:
+        return attention.build(self.name, dim=setting.dim, num_heads=setting.num_heads, grid=setting.grid,
+                               prefix=setting.prefix, **self.options)
 
 
 class Evaluator(ABC):

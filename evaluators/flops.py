@@ -20,12 +20,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 from torch import nn
 from torch.utils import flop_counter
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
+from lina_bench.models.generator import Generator
+from lina_bench.schema import Metric
+
+with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
+    warnings.simplefilter("ignore", FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
 CONVENTION = "1 fused multiply-add = 1 FLOP (fvcore); GMACs = 1e9 multiply-adds; elementwise ops not counted"
 CONVENTION_ELEMENTWISE = "1 fused multiply-add = 1 FLOP (fvcore); elementwise ops counted, 1 per output element"
@@ -41,6 +47,7 @@ ELEMENTWISE_OPS = frozenset({
     "aten::batch_norm", "aten::instance_norm", "aten::linspace",
 })
 NORM_OPS = ("aten::layer_norm", "aten::group_norm", "aten::batch_norm", "aten::instance_norm")
+NO_ARITHMETIC_OPS = ("aten::embedding",)  # lookups: data movement, like the view/cat ops fvcore ignores
 
 
 def _sdpa_macs(query: tuple[int, ...], key: tuple[int, ...], value: tuple[int, ...]) -> int:
@@ -73,7 +80,8 @@ _register_torch_formulas()
 
 @dataclass
 class FlopReport:
-    """MAC counts of one module call. by_operator / by_module map names to MACs."""
+    """MAC counts of one module call. by_operator / by_module (top-level submodules, "(self)" for the
+    root's own ops) map names to MACs; ``modules`` has every submodule at every depth."""
 
     total: int
     by_operator: dict[str, int]
@@ -81,6 +89,11 @@ class FlopReport:
     counter: str
     convention: str
     uncounted_ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    modules: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def share(self, module_names: list[str]) -> float:
+        """Fraction of the total spent inside the named submodules."""
+        return sum(self.modules.get(name, 0) for name in module_names) / self.total if self.total else 0.0
 
     @property
     def gmacs(self) -> float:
@@ -88,6 +101,8 @@ class FlopReport:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["modules"], data["total"]
+        data["macs"] = self.total
         data["gmacs"] = self.gmacs
         data["by_operator"] = {k: v / 1e9 for k, v in self.by_operator.items()}
         data["by_module"] = {k: v / 1e9 for k, v in self.by_module.items()}
@@ -106,6 +121,7 @@ def count_fvcore(module: nn.Module, inputs: tuple[Any, ...], elementwise: bool =
     """Count ``module(*inputs)`` with fvcore's FlopCountAnalysis (traces the call with torch.jit)."""
     analysis = FlopCountAnalysis(module, inputs)
     analysis.set_op_handle("aten::scaled_dot_product_attention", _fvcore_sdpa)
+    analysis.set_op_handle(**{op: None for op in NO_ARITHMETIC_OPS})
     if elementwise:
         analysis.set_op_handle(**{op: elementwise_flop_counter(0, 1) for op in ELEMENTWISE_OPS if op not in NORM_OPS})
     else:
@@ -124,7 +140,7 @@ def count_fvcore(module: nn.Module, inputs: tuple[Any, ...], elementwise: bool =
                  "unknown": {op: n for op, n in skipped.items() if op not in ELEMENTWISE_OPS}}
     return FlopReport(total, by_operator, _module_breakdown(per_module, total), "fvcore",
                       CONVENTION_ELEMENTWISE if elementwise else CONVENTION,
-                      {k: dict(sorted(v.items())) for k, v in uncounted.items() if v})
+                      {k: dict(sorted(v.items())) for k, v in uncounted.items() if v}, per_module)
 
 
 def count_torch(module: nn.Module, inputs: tuple[Any, ...]) -> FlopReport:
@@ -141,7 +157,7 @@ def count_torch(module: nn.Module, inputs: tuple[Any, ...]) -> FlopReport:
     per_module = {name.removeprefix(root + ".") if name != root else "": sum(ops.values()) // 2
                   for name, ops in counts.items() if name not in ("Global",)}
     return FlopReport(total, by_operator, _module_breakdown(per_module, total), "torch.FlopCounterMode",
-                      CONVENTION)
+                      CONVENTION, modules=per_module)
 
 
 # ---- closed forms ---------------------------------------------------------------------------------
@@ -177,3 +193,139 @@ def analytic_macs(variant: str, dim: int, num_heads: int, grid: tuple[int, int],
     else:
         raise LinaBenchError(f"no closed-form FLOP count for attention variant {variant!r}")
     return {op: count * batch for op, count in macs.items()}
+
+
+# ---- counting a variant or a generator ----------------------------------------------------------
+
+COUNTERS = ("fvcore", "torch", "analytic")
+
+
+def count_attention(target: AttentionTarget, setting: ModuleSetting, counter: str = "fvcore",
+                    elementwise: bool = False) -> tuple[FlopReport, int]:
+    """(FLOP report, parameter count) of one attention-variant call at ``setting``.
+
+    ``fvcore`` runs the module on CPU; ``torch`` runs it on the meta device (any size, no compute);
+    ``analytic`` evaluates the closed form.
+    """
+    if counter not in COUNTERS:
+        raise LinaBenchError(f"unknown FLOP counter {counter!r} (choose from {', '.join(COUNTERS)})")
+    if elementwise and counter != "fvcore":
+        raise LinaBenchError("elementwise ops are counted only by the fvcore counter")
+    device = "meta" if counter in ("torch", "analytic") else "cpu"
+    with torch.device(device):
+        module = target.build(setting).eval()
+    params = sum(p.numel() for p in module.parameters())
+    if counter == "analytic":
+        macs = analytic_macs(target.name, setting.dim, setting.num_heads, setting.grid, setting.prefix,
+                             setting.batch, target.options)
+        total = sum(macs.values())
+        report = FlopReport(total, macs, {"(self)": total}, "analytic", CONVENTION)
+    else:
+        count = count_fvcore if counter == "fvcore" else count_torch
+        kwargs = {"elementwise": elementwise} if counter == "fvcore" else {}
+        try:
+            with torch.no_grad():
+                report = count(module, setting.inputs(device), **kwargs)
+        except LinaBenchError:
+            raise
+        except Exception as exc:  # e.g. a plugin variant that only runs at its trained length
+            raise LinaBenchError(f"attention variant {target.name!r} cannot run with {setting.as_dict()}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    return report, params
+
+
+class Flops(Evaluator):
+    """FLOPs (GMACs, fvcore convention) and parameters of an attention variant at one size."""
+
+    scope = "attention"
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                 counter: str = "fvcore", elementwise: bool = False) -> None:
+        self.setting = ModuleSetting(dim, num_heads, grid, prefix, batch)
+        if counter not in COUNTERS:
+            raise LinaBenchError(f"unknown FLOP counter {counter!r} (choose from {', '.join(COUNTERS)})")
+        self.counter, self.elementwise = counter, elementwise
+
+    def protocol(self) -> dict[str, Any]:
+        return {**self.setting.as_dict(), "counter": self.counter,
+                "convention": CONVENTION_ELEMENTWISE if self.elementwise else CONVENTION}
+
+    def evaluate(self, target: AttentionTarget, context: EvalContext) -> list[Metric]:
+        report, params = count_attention(target, self.setting, self.counter, self.elementwise)
+        unknown = report.uncounted_ops.get("unknown")
+        if unknown:
+            raise JobFailed(f"ops without a FLOP handle: {unknown}; the count would be incomplete")
+        projections = report.by_operator.get("linear", 0)
+        return [Metric("gmacs", report.gmacs, "GMACs", higher_is_better=False),
+                Metric("gmacs_mixing", (report.total - projections) / 1e9, "GMACs", higher_is_better=False),
+                Metric("params", float(params), "params")]
+
+
+def sweep_setting(resolution: int, dim: int, num_heads: int, patch: int, prefix_ratio: float) -> ModuleSetting:
+    """The token layout of a ``resolution`` px image: (res/patch)^2 image tokens plus a prefix of
+    ``prefix_ratio`` times as many condition tokens (LINA: 256 px -> 64 + 16x16, 1024 px -> 1024 + 64x64)."""
+    side = resolution // patch
+    return ModuleSetting(dim, num_heads, (side, side), round(side * side * prefix_ratio))
+
+
+class FlopsSweep(Evaluator):
+    """FLOPs of an attention variant across resolutions (meta-device count: no compute, any size)."""
+
+    scope = "attention"
+
+    def __init__(self, dim: int = 1536, num_heads: int = 16,
+                 resolutions: tuple[int, ...] = (256, 384, 512, 768, 1024, 1536, 2048), patch: int = 16,
+                 prefix_ratio: float = 0.25) -> None:
+        if not resolutions or min(resolutions) < patch:
+            raise LinaBenchError(f"resolutions must be >= patch ({patch}), got {list(resolutions)}")
+        self.dim, self.num_heads, self.patch, self.prefix_ratio = dim, num_heads, patch, prefix_ratio
+        self.resolutions = tuple(sorted(resolutions))
+        sweep_setting(self.resolutions[0], dim, num_heads, patch, prefix_ratio)  # validates dim / heads
+
+    def protocol(self) -> dict[str, Any]:
+        return {"dim": self.dim, "num_heads": self.num_heads, "resolutions": list(self.resolutions),
+                "patch": self.patch, "prefix_ratio": self.prefix_ratio, "batch": 1,
+                "counter": "torch (meta device; equal to fvcore, tested)", "convention": CONVENTION}
+
+    def evaluate(self, target: AttentionTarget, context: EvalContext) -> list[Metric]:
+        metrics = []
+        for res in self.resolutions:
+            setting = sweep_setting(res, self.dim, self.num_heads, self.patch, self.prefix_ratio)
+            report, _ = count_attention(target, setting, "torch")
+            metrics += [Metric(f"gmacs@{res}px", report.gmacs, "GMACs", higher_is_better=False),
+                        Metric(f"tokens@{res}px", float(setting.tokens), "tokens")]
+        return metrics
+
+
+def count_generator(generator: Generator, batch: int = 1, counter: str = "fvcore",
+                    elementwise: bool = False) -> FlopReport:
+    """FLOPs of one network call of ``generator``'s sampling (its cost probe)."""
+    probe = generator.cost_probe(batch)
+    if counter == "fvcore":
+        with torch.no_grad():
+            return count_fvcore(probe.module, probe.inputs, elementwise)
+    if counter == "torch":
+        with torch.no_grad():
+            return count_torch(probe.module, probe.inputs)
+    raise LinaBenchError(f"generators are counted with 'fvcore' or 'torch', not {counter!r}")
+
+
+class ModelFlops(Evaluator):
+    """FLOPs of a generator: per network call, per image, and the attention modules' share."""
+
+    scope = "generator"
+
+    def __init__(self, batch: int = 1, counter: str = "fvcore", elementwise: bool = False) -> None:
+        self.batch, self.counter, self.elementwise = batch, counter, elementwise
+
+    def protocol(self) -> dict[str, Any]:
+        return {"batch": self.batch, "counter": self.counter,
+                "convention": CONVENTION_ELEMENTWISE if self.elementwise else CONVENTION}
+
+    def evaluate(self, generator: Generator, context: EvalContext) -> list[Metric]:
+        report = count_generator(generator, self.batch, self.counter, self.elementwise)
+        calls = generator.cost_probe(self.batch).calls_per_image
+        share = report.share(list(generator.attention_modules()))
+        return [Metric("gmacs_per_call", report.gmacs / self.batch, "GMACs", higher_is_better=False),
+                Metric("gmacs_per_image", report.gmacs * calls / self.batch, "GMACs", higher_is_better=False),
+                Metric("attention_share", share, "fraction")]

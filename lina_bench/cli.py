@@ -167,6 +167,15 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
         click.echo(text, nl=False)
 
 
+def _add_cost_commands() -> None:
+    from lina_bench.cli_flops import flops
+
+    cli.add_command(flops)
+
+
+_add_cost_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="lina-bench")

@@ -206,3 +206,6 @@ for _name, _target in {
 generators.register("toy", "lina_bench.models.toy:ToyGenerator")
 evaluators.register("module-profile", "lina_bench.evaluators.module_profile:ModuleProfile")
 evaluators.register("sample-determinism", "lina_bench.evaluators.sample_determinism:SampleDeterminism")
+evaluators.register("flops", "lina_bench.evaluators.flops:Flops")
+evaluators.register("flops-sweep", "lina_bench.evaluators.flops:FlopsSweep")
+evaluators.register("model-flops", "lina_bench.evaluators.flops:ModelFlops")

@@ -1,0 +1,81 @@
+"""``lina-bench flops``: FLOP counts of an attention module or a generator's network."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from tabulate import tabulate
+
+from lina_bench.cli_options import build_cli_generator, generator_options, module_options, parse_assignments
+
+
+@click.group()
+def flops() -> None:
+    """Count FLOPs (fvcore convention: 1 multiply-add = 1 FLOP, in GMACs)."""
+
+
+def _print_report(title: str, report, extra: dict[str, str]) -> None:
+    click.secho(title, bold=True)
+    for key, value in extra.items():
+        click.echo(f"  {key}: {value}")
+    click.echo(f"  total: {report.gmacs:.6g} GMACs ({report.total:,} MACs)   [{report.counter}]")
+    click.echo(f"  convention: {report.convention}\n")
+    for heading, counts in (("operator", report.by_operator), ("module", report.by_module)):
+        rows = [(name, f"{c / 1e9:.6g}", f"{100 * c / report.total:.2f}%" if report.total else "-")
+                for name, c in sorted(counts.items(), key=lambda kv: -kv[1])]
+        click.echo(tabulate(rows, headers=[heading, "GMACs", "share"], disable_numparse=True) + "\n")
+    for kind, ops in report.uncounted_ops.items():
+        label = "not counted (elementwise, by convention)" if kind == "elementwise" else "NOT COUNTED (unknown op)"
+        click.echo(f"  {label}: " + ", ".join(f"{op} x{n}" for op, n in ops.items()))
+
+
+@flops.command("module")
+@module_options
+@click.option("--counter", type=click.Choice(["fvcore", "torch", "analytic"]), default="fvcore", show_default=True,
+              help="fvcore (runs on CPU), torch FlopCounterMode (meta device, no compute) or the closed form.")
+@click.option("--elementwise", is_flag=True, help="Also count elementwise ops (fvcore only).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def flops_module(variant: str, dim: int, heads: int, grid: tuple[int, int], prefix: int, batch: int,
+                 variant_options: tuple[str, ...], counter: str, elementwise: bool, as_json: bool) -> None:
+    """FLOPs of one attention-variant call on a (BATCH, PREFIX + h*w, DIM) input."""
+    from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
+    from lina_bench.evaluators.flops import count_attention
+
+    setting = ModuleSetting(dim, heads, grid, prefix, batch)
+    target = AttentionTarget(variant, parse_assignments(variant_options, "--option"))
+    report, params = count_attention(target, setting, counter, elementwise)
+    if as_json:
+        click.echo(json.dumps({"variant": variant, "options": target.options, "setting": setting.as_dict(),
+                               "params": params, **report.as_json()}, indent=2))
+        return
+    _print_report(f"{variant}  dim={dim} heads={heads} grid={grid[0]}x{grid[1]} prefix={prefix} batch={batch}",
+                  report, {"tokens": str(setting.tokens), "params": f"{params:,}"})
+
+
+@flops.command("model")
+@generator_options
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--counter", type=click.Choice(["fvcore", "torch"]), default="fvcore", show_default=True)
+@click.option("--elementwise", is_flag=True, help="Also count elementwise ops (fvcore only).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def flops_model(generator: str, generator_options: tuple[str, ...], attention: str | None, checkpoint: str | None,
+                batch: int, counter: str, elementwise: bool, as_json: bool) -> None:
+    """FLOPs of a generator's network call (per call and per image) and the attention share."""
+    from lina_bench.evaluators.flops import count_generator
+
+    gen = build_cli_generator(generator, generator_options, attention, checkpoint)
+    report = count_generator(gen, batch, counter, elementwise)
+    calls = gen.cost_probe(batch).calls_per_image
+    attention_modules = list(gen.attention_modules())
+    share = report.share(attention_modules)
+    params = sum(p.numel() for p in gen.parameters())
+    summary = {"generator": generator, "info": gen.info().as_protocol(), "params": params,
+               "calls_per_image": calls, "gmacs_per_image": report.gmacs * calls / batch,
+               "attention_share": share, "attention_modules": attention_modules, **report.as_json()}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    _print_report(f"{generator} (batch {batch})", report, {
+        "params": f"{params:,}", "per image": f"{report.gmacs * calls / batch:.6g} GMACs ({calls} calls)",
+        "attention share": f"{100 * share:.2f}% in {len(attention_modules)} attention modules"})

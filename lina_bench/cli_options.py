@@ -1,0 +1,77 @@
+"""Options shared by the cost commands (``flops`` and ``speed``): how to name a module or a generator."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import click
+import yaml
+
+GRID_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+class GridType(click.ParamType):
+    """``HxW`` -> (h, w)."""
+
+    name = "HxW"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        match = GRID_RE.match(str(value))
+        if not match or min(int(match[1]), int(match[2])) < 1:
+            self.fail(f"{value!r} is not a grid of two positive sizes like 16x16", param, ctx)
+        return int(match[1]), int(match[2])
+
+
+def parse_assignments(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """``key=value`` pairs -> dict, values read as YAML scalars (``3`` -> 3, ``true`` -> True)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=flag)
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def module_options(fn: Callable) -> Callable:
+    """--variant/--dim/--heads/--grid/--prefix/--batch/--option, as in ``lina-bench flops module``."""
+    decorators = [
+        click.option("--variant", required=True, help="Attention variant (lina-bench list attention)."),
+        click.option("--dim", type=click.IntRange(min=1), required=True, help="Width C."),
+        click.option("--heads", type=click.IntRange(min=1), required=True, help="Number of heads H."),
+        click.option("--grid", type=GridType(), required=True, help="Image-token grid, e.g. 64x64."),
+        click.option("--prefix", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Condition tokens before the image tokens."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True),
+        click.option("--option", "variant_options", multiple=True, metavar="KEY=VALUE",
+                     help="Variant option, e.g. decay=1d (repeatable)."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def generator_options(fn: Callable) -> Callable:
+    """--generator/--set/--attention/--checkpoint, to build a registered generator."""
+    decorators = [
+        click.option("--generator", required=True, help="Generator (lina-bench list generators)."),
+        click.option("--set", "generator_options", multiple=True, metavar="KEY=VALUE",
+                     help="Generator option, e.g. dim=64 (repeatable)."),
+        click.option("--attention", help="Attention variant, for generators that let it be chosen."),
+        click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local weights file."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def build_cli_generator(generator: str, pairs: tuple[str, ...], attention: str | None, checkpoint: str | None):
+    from lina_bench.models.generator import build_generator
+
+    options = parse_assignments(pairs, "--set")
+    if attention:
+        options["attention"] = attention
+    return build_generator(generator, options, checkpoint)

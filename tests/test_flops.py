@@ -1,0 +1,164 @@
+"""FLOP counts: fvcore (with our handles) = FlopCounterMode (halved) = closed form, for every variant;
+the LINA paper's module figure; the CLI's JSON contract and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lina_bench import registry
+from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
+from lina_bench.evaluators.flops import analytic_macs, count_attention, count_fvcore, count_generator, count_torch
+from lina_bench.models import attention
+from lina_bench.models.attention.base import AttentionModule
+from lina_bench.models.generator import build_generator
+
+from cli_helpers import run_cli
+
+SETTINGS = [ModuleSetting(48, 4, (5, 7), 3, 2), ModuleSetting(64, 2, (8, 8), 0, 1),
+            ModuleSetting(768, 12, (16, 16), 64, 1)]
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: f"C{s.dim}-H{s.num_heads}-{s.grid}-p{s.prefix}-b{s.batch}")
+@pytest.mark.parametrize("variant", attention.names())
+def test_three_counters_agree(variant: str, setting: ModuleSetting):
+    target = AttentionTarget(variant)
+    fv, params = count_attention(target, setting, "fvcore")
+    torch_meta, params_meta = count_attention(target, setting, "torch")
+    closed = analytic_macs(variant, setting.dim, setting.num_heads, setting.grid, setting.prefix, setting.batch)
+    assert fv.total == torch_meta.total == sum(closed.values())
+    assert params == params_meta
+    assert {op: c for op, c in fv.by_operator.items()} == closed  # same operator split
+    assert "unknown" not in fv.uncounted_ops
+    module = target.build(setting)  # real tensors give the same torch count as meta ones
+    with torch.no_grad():
+        assert count_torch(module, setting.inputs()).total == fv.total
+
+
+@pytest.mark.parametrize("options", [{"decay": "none", "chunk_size": 16}, {"chunk_size": 100}])
+def test_lasad_chunking_in_closed_form(options):
+    setting = ModuleSetting(32, 2, (9, 9), 5, 1)
+    fv, _ = count_attention(AttentionTarget("lasad", options), setting, "fvcore")
+    assert fv.total == sum(analytic_macs("lasad", 32, 2, (9, 9), 5, 1, options).values())
+
+
+# LINA's own numbers: evaluations/flops/flops_results.txt at commit f13f7c39066a1a60d025a5440bdb8d9304772862
+# (fvcore, B=1, N=5120 = 1024 prefix + 64x64, width 1536, 16 heads).
+PAPER_LINA = {"total": 49_993_482_240, "linear": 48_318_382_080, "matmul": 1_517_813_760, "conv": 157_286_400,
+              "qkv": 36_238_786_560, "proj": 12_079_595_520, "dw_conv": 157_286_400}
+PAPER_SOFTMAX = {"total": 128_849_018_880, "attention": 80_530_636_800, "linear": 48_318_382_080}
+
+
+def test_reproduces_lina_paper_module_figure():
+    setting = ModuleSetting(1536, 16, (64, 64), 1024, 1)
+    lina, _ = count_attention(AttentionTarget("lina"), setting)
+    soft, _ = count_attention(AttentionTarget("softmax"), setting)
+    assert lina.total == PAPER_LINA["total"]
+    assert lina.by_operator == {k: PAPER_LINA[k] for k in ("linear", "matmul", "conv")}
+    assert {k: lina.by_module[k] for k in ("qkv", "proj", "dw_conv")} == {
+        k: PAPER_LINA[k] for k in ("qkv", "proj", "dw_conv")}
+    assert soft.total == PAPER_SOFTMAX["total"]
+    assert soft.by_operator == {"linear": PAPER_SOFTMAX["linear"],
+                                "scaled_dot_product_attention": PAPER_SOFTMAX["attention"]}
+    assert round(1 - lina.total / soft.total, 3) == 0.612  # "saves about 61%"
+
+
+def test_elementwise_option_counts_them_and_norms():
+    setting = ModuleSetting(16, 2, (4, 4), 2, 1)
+    plain, _ = count_attention(AttentionTarget("lasad"), setting)
+    full, _ = count_attention(AttentionTarget("lasad"), setting, elementwise=True)
+    assert "elementwise" in plain.uncounted_ops and "aten::group_norm" in plain.uncounted_ops["elementwise"]
+    assert full.total > plain.total and "group_norm" in full.by_operator
+    assert "elementwise" not in full.uncounted_ops
+
+
+class FFTMixer(nn.Module):
+    """Uses an op no FLOP handle knows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.fft(x, dim=1).real
+
+
+def test_unknown_ops_are_reported_not_dropped():
+    report = count_fvcore(FFTMixer(), (torch.randn(1, 8, 4),))
+    assert report.total == 0 and "aten::fft_fft" in report.uncounted_ops["unknown"]
+
+
+def test_generator_counts_and_attention_share():
+    gen = build_generator("toy", {"attention": "softmax", "depth": 2, "dim": 32, "grid": [4, 4], "prefix": 4})
+    fv, tc = count_generator(gen), count_generator(gen, counter="torch")
+    assert fv.total == tc.total
+    per_block = sum(analytic_macs("softmax", 32, 2, (4, 4), 4).values())
+    assert fv.share(list(gen.attention_modules())) == pytest.approx(2 * per_block / fv.total)
+    assert "unknown" not in fv.uncounted_ops  # the embedding lookup is data movement
+
+
+def test_cli_json_contract():
+    code, text = run_cli("flops", "module", "--variant", "lina", "--dim", "64", "--heads", "4", "--grid", "16x16",
+                         "--prefix", "64", "--batch", "2", "--json")
+    assert code == 0
+    data = json.loads(text)
+    assert {"variant", "gmacs", "by_operator", "by_module", "params", "convention"} <= set(data)
+    expected = sum(analytic_macs("lina", 64, 4, (16, 16), 64, 2).values())
+    assert data["variant"] == "lina" and data["gmacs"] == expected / 1e9
+    assert sum(data["by_operator"].values()) == pytest.approx(data["gmacs"])
+    assert sum(data["by_module"].values()) == pytest.approx(data["gmacs"])
+    assert data["params"] == sum(p.numel() for p in attention.build("lina", dim=64, num_heads=4, grid=(16, 16),
+                                                                       prefix=64).parameters())
+    code, text = run_cli("flops", "model", "--generator", "toy", "--attention", "lit", "--json")
+    assert code == 0 and 0 < json.loads(text)["attention_share"] < 1
+    code, text = run_cli("flops", "module", "--variant", "lasad", "--dim", "16", "--heads", "2", "--grid", "3x3",
+                         "--option", "decay=1d", "--counter", "torch")
+    assert code == 0 and "GMACs" in text
+
+
+class FixedLength(AttentionModule):
+    """Like the official decoders: runs only at 320 tokens."""
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0) -> None:
+        super().__init__(dim, num_heads, grid, prefix)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[1] == 320, "expected N=320"
+        return self.proj(x)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--variant", "softmx"], "did you mean 'softmax'"),
+    (["--variant", "lina", "--heads", "5"], "heads (5) must divide the width (64)"),
+    (["--variant", "lina", "--grid", "0x4"], "not a grid of two positive sizes"),
+    (["--variant", "lina", "--dim", "0"], "Invalid value for '--dim'"),
+    (["--variant", "fixed-320"], "cannot run with"),
+    (["--variant", "lina", "--counter", "torch", "--elementwise"], "only by the fvcore counter"),
+    (["--variant", "lasad", "--option", "decay"], "is not key=value"),
+])
+def test_cli_errors_exit_2(args, message):
+    registry.attention.register("fixed-320", FixedLength)
+    try:
+        base = {"--variant": "lina", "--dim": "64", "--heads": "4", "--grid": "8x8"}
+        for flag, value in zip(args[::2], args[1::2], strict=False):
+            base[flag] = value
+        argv = [x for kv in base.items() for x in kv] + [a for a in args if a == "--elementwise"]
+        code, text = run_cli("flops", "module", *argv)
+        assert code == 2 and message in text, text
+    finally:
+        registry.attention._entries.pop("fixed-320")
+
+
+def test_fixed_length_variant_at_its_length_counts():
+    registry.attention.register("fixed-320", FixedLength)
+    try:
+        report, _ = count_attention(AttentionTarget("fixed-320"), ModuleSetting(8, 2, (16, 16), 64))
+        assert report.total == 320 * 8 * 8
+    finally:
+        registry.attention._entries.pop("fixed-320")
+
+
+def test_count_attention_rejects_unknown_counter():
+    with pytest.raises(LinaBenchError, match="unknown FLOP counter"):
+        count_attention(AttentionTarget("lina"), SETTINGS[0], "ptflops")
