@@ -209,3 +209,5 @@ evaluators.register("sample-determinism", "lina_bench.evaluators.sample_determin
 evaluators.register("flops", "lina_bench.evaluators.flops:Flops")
 evaluators.register("flops-sweep", "lina_bench.evaluators.flops:FlopsSweep")
 evaluators.register("model-flops", "lina_bench.evaluators.flops:ModelFlops")
+evaluators.register("speed", "lina_bench.evaluators.speed:Speed")
+evaluators.register("model-speed", "lina_bench.evaluators.speed:ModelSpeed")

@@ -46,6 +46,15 @@ class GeneratorInfo:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class BuildSpec:
+    """How a generator was built, so that another process can build the same one."""
+
+    name: str
+    options: dict[str, Any]
+    checkpoint: str | None = None
+
+
 @dataclass
 class CostProbe:
     """What cost evaluators measure: ``module(*inputs)`` is one network call of sampling, made
@@ -68,7 +77,12 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class Generator(nn.Module, ABC):
-    """Base class of generator families. Subclasses implement ``info``, ``sample`` and ``cost_probe``."""
+    """Base class of generator families. Subclasses implement ``info``, ``sample`` and ``cost_probe``.
+
+    ``build_spec`` (set by :func:`build_generator`) says how to build the same generator elsewhere.
+    """
+
+    build_spec: BuildSpec | None = None
 
     @abstractmethod
     def info(self) -> GeneratorInfo:
@@ -135,4 +149,5 @@ def build_generator(name: str, options: dict[str, Any] | None = None,
         raise LinaBenchError(f"generator {name!r} built a {type(generator).__name__}, not a Generator")
     if checkpoint is not None:
         generator.load_checkpoint(checkpoint)
+    generator.build_spec = BuildSpec(name, options, None if checkpoint is None else str(checkpoint))
     return generator.eval()

@@ -1,0 +1,225 @@
+"""Latency, throughput and peak memory of attention variants and of generators' sampling.
+
+Latency: median and interquartile range of ``repeats`` calls after ``warmup`` calls (CUDA events
+on GPU, ``perf_counter`` on CPU), measured in this process.
+
+Peak memory of one call, after a warm-up call: on GPU, the CUDA allocator's peak over what was
+allocated before the call. On CPU, torch keeps no allocator statistics, so we measure the process:
+a fresh subprocess builds the same module, sets glibc's allocator to return every block of 64 KiB
+or more to the system when freed (``mallopt``: ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``), resets
+the peak-RSS mark (Linux ``/proc/self/clear_refs``) and reports the peak resident set (``VmHWM``)
+minus the resident set before the call. Resident memory sees every allocation torch makes; the
+allocator settings keep freed tensors from hiding in malloc's cache. Linux with glibc only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
+from lina_bench.evaluators.timing import Timing, time_calls
+from lina_bench.models.generator import Generator
+from lina_bench.schema import Metric
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+CPU_MEMORY_METHOD = "peak RSS (VmHWM) growth during one call, fresh subprocess, malloc returns blocks >= 64 KiB"
+CUDA_MEMORY_METHOD = "torch.cuda.max_memory_allocated during one call, minus allocated before"
+
+
+@dataclass
+class SpeedResult:
+    """One measurement. ``unit`` is what ``per_call_ms`` times: a module call or an image."""
+
+    median_ms: float
+    p25_ms: float
+    p75_ms: float
+    repeats: int
+    peak_mem_bytes: int
+    memory_method: str
+    work_per_call: int  # tokens (modules) or images (generators) processed by one call
+    device: str
+    dtype: str
+
+    @property
+    def per_second(self) -> float:
+        return self.work_per_call / (self.median_ms / 1e3)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise LinaBenchError("/proc/self/status has no VmHWM: CPU peak memory needs Linux")
+
+
+def cpu_peak_memory(spec: dict[str, Any]) -> int:
+    """Run in the fresh subprocess: peak resident-memory growth of one call (see module docs)."""
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 * 1024)
+    libc.mallopt(m_trim_threshold, 0)
+    fn, _ = _call(spec)
+    fn()
+    gc.collect()
+    before = _rss_bytes()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # reset the peak-RSS mark to the current RSS
+    fn()
+    return max(_peak_rss_bytes() - before, 0)
+
+
+def _cuda_peak_memory(fn: Callable[[], object], device: str) -> int:
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def _cpu_peak_memory_isolated(spec: dict[str, Any]) -> int:
+    proc = subprocess.run([sys.executable, "-m", "lina_bench.evaluators.speed"], input=json.dumps(spec),
+                          capture_output=True, text=True)
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines()
+        raise JobFailed(f"memory measurement failed: {lines[-1] if lines else 'no output'}")
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
+def _call(spec: dict[str, Any]):
+    """Build what ``spec`` names and return (one-call function, work per call)."""
+    device, dtype = spec["device"], DTYPES[spec["dtype"]]
+    if spec["kind"] == "module":
+        setting = ModuleSetting(**spec["setting"])
+        module = AttentionTarget(spec["variant"], spec["options"]).build(setting).to(device=device, dtype=dtype)
+        (x,) = setting.inputs(device, dtype)
+        if not spec["backward"]:
+            module.eval()
+
+            def forward():
+                with torch.no_grad():
+                    return module(x)
+            return forward, setting.batch * setting.tokens
+        x.requires_grad_(True)
+        grad = torch.ones_like(x)
+
+        def forward_backward():
+            x.grad = None
+            module.zero_grad(set_to_none=True)
+            module(x).backward(grad)
+        return forward_backward, setting.batch * setting.tokens
+    from lina_bench.models.generator import build_generator, sample_seed
+
+    generator = build_generator(spec["generator"], spec["options"], spec.get("checkpoint")).to(device)
+    batch = spec["batch"]
+    info = generator.info()
+    conditions = ([i % (info.num_classes or 1) for i in range(batch)] if info.conditioning == "class"
+                  else [f"a photo of object number {i}" for i in range(batch)])
+    seeds = [sample_seed(0, i) for i in range(batch)]
+    return (lambda: generator.sample(conditions, seeds)), batch
+
+
+def measure(spec: dict[str, Any]) -> SpeedResult:
+    """Latency here; peak memory here on GPU, in a fresh subprocess on CPU."""
+    if spec["dtype"] not in DTYPES:
+        raise LinaBenchError(f"dtype must be one of {', '.join(DTYPES)}, got {spec['dtype']!r}")
+    device = spec["device"]
+    fn, work = _call(spec)
+    fn()  # warm-up: one-time allocations (thread pools, autograd engine) are not the call's memory
+    if device.startswith("cuda"):
+        peak, method = _cuda_peak_memory(fn, device), CUDA_MEMORY_METHOD
+    else:
+        peak, method = _cpu_peak_memory_isolated(spec), CPU_MEMORY_METHOD
+    timing: Timing = time_calls(fn, device, spec["repeats"], spec["warmup"])
+    return SpeedResult(timing.median_ms, timing.p25_ms, timing.p75_ms, spec["repeats"], peak, method, work,
+                       device, spec["dtype"])
+
+
+def module_spec(target: AttentionTarget, setting: ModuleSetting, device: str = "cpu", dtype: str = "float32",
+                backward: bool = False, repeats: int = 10, warmup: int = 2) -> dict[str, Any]:
+    setting_dict = {k: v for k, v in setting.as_dict().items() if k != "tokens"}
+    return {"kind": "module", "variant": target.name, "options": target.options, "setting": setting_dict,
+            "device": device, "dtype": dtype, "backward": backward, "repeats": repeats, "warmup": warmup}
+
+
+def generator_spec(name: str, options: dict[str, Any], checkpoint: str | None, device: str = "cpu",
+                   batch: int = 1, repeats: int = 3, warmup: int = 1) -> dict[str, Any]:
+    return {"kind": "generator", "generator": name, "options": options, "checkpoint": checkpoint,
+            "device": device, "dtype": "float32", "batch": batch, "repeats": repeats, "warmup": warmup}
+
+
+class Speed(Evaluator):
+    """Latency (median, IQR), tokens/s and peak memory of an attention variant at one size."""
+
+    scope = "attention"
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                 dtype: str = "float32", backward: bool = False, repeats: int = 10, warmup: int = 2) -> None:
+        if dtype not in DTYPES:
+            raise LinaBenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if repeats < 1 or warmup < 0:
+            raise LinaBenchError("repeats must be >= 1 and warmup >= 0")
+        self.setting = ModuleSetting(dim, num_heads, grid, prefix, batch)
+        self.dtype, self.backward, self.repeats, self.warmup = dtype, backward, repeats, warmup
+
+    def protocol(self) -> dict[str, Any]:
+        return {**self.setting.as_dict(), "dtype": self.dtype, "backward": self.backward, "repeats": self.repeats,
+                "warmup": self.warmup, "statistic": "median, IQR", "torch_threads": torch.get_num_threads()}
+
+    def evaluate(self, target: AttentionTarget, context: EvalContext) -> list[Metric]:
+        result = measure(module_spec(target, self.setting, context.device, self.dtype, self.backward,
+                                              self.repeats, self.warmup))
+        return speed_metrics(result, "tokens/s")
+
+
+def speed_metrics(result: SpeedResult, rate_unit: str) -> list[Metric]:
+    return [Metric("latency_ms", result.median_ms, "ms", higher_is_better=False),
+            Metric("latency_p25_ms", result.p25_ms, "ms", higher_is_better=False),
+            Metric("latency_p75_ms", result.p75_ms, "ms", higher_is_better=False),
+            Metric("throughput", result.per_second, rate_unit, higher_is_better=True),
+            Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False)]
+
+
+class ModelSpeed(Evaluator):
+    """Sampling latency of a generator: seconds per image and per network step, and peak memory."""
+
+    scope = "generator"
+
+    def __init__(self, batch: int = 1, repeats: int = 3, warmup: int = 1) -> None:
+        if batch < 1 or repeats < 1 or warmup < 0:
+            raise LinaBenchError("batch and repeats must be >= 1, warmup >= 0")
+        self.batch, self.repeats, self.warmup = batch, repeats, warmup
+
+    def protocol(self) -> dict[str, Any]:
+        return {"batch": self.batch, "repeats": self.repeats, "warmup": self.warmup, "statistic": "median"}
+
+    def evaluate(self, generator: Generator, context: EvalContext) -> list[Metric]:
+        spec = generator.build_spec  # rebuilt in a fresh process on CPU, for the memory peak
+        result = measure(generator_spec(spec.name, spec.options, spec.checkpoint, context.device,
+                                                 self.batch, self.repeats, self.warmup))
+        steps = generator.info().steps
+        per_image_s = result.median_ms / 1e3 / self.batch
+        return [Metric("seconds_per_image", per_image_s, "s", higher_is_better=False),
+                Metric("seconds_per_step", per_image_s / steps, "s", higher_is_better=False),
+                Metric("images_per_s", result.per_second, "images/s", higher_is_better=True),
+                Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False)]
+
+
+if __name__ == "__main__":  # the CPU memory subprocess: a JSON spec on stdin, the peak in bytes on stdout
+    print(cpu_peak_memory(json.loads(sys.stdin.read())))

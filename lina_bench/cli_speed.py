@@ -1,0 +1,81 @@
+"""``lina-bench speed``: latency, throughput and peak memory of a module or of a generator's sampling."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from lina_bench.cli_options import generator_options, module_options, parse_assignments
+
+DEVICE = click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+REPEATS = click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
+                       help="Timed calls (after warm-up).")
+WARMUP = click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@click.group()
+def speed() -> None:
+    """Measure latency (median, IQR), throughput and peak memory."""
+
+
+def _emit(header: dict, result, rate_unit: str, as_json: bool) -> None:
+    data = {**header, **asdict(result), "throughput": result.per_second, "throughput_unit": rate_unit}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.secho("  ".join(f"{k}={v}" for k, v in header.items()), bold=True)
+    click.echo(f"  latency: {result.median_ms:.3f} ms median (IQR {result.p25_ms:.3f} - {result.p75_ms:.3f}, "
+               f"{result.repeats} calls)")
+    click.echo(f"  throughput: {result.per_second:,.1f} {rate_unit}")
+    click.echo(f"  peak memory: {result.peak_mem_bytes / 2**20:.1f} MiB  ({result.memory_method})")
+
+
+@speed.command("module")
+@module_options
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+@DEVICE
+@click.option("--backward", is_flag=True, help="Time forward + backward.")
+@REPEATS
+@WARMUP
+@AS_JSON
+def speed_module(variant: str, dim: int, heads: int, grid: tuple[int, int], prefix: int, batch: int,
+                 variant_options: tuple[str, ...], dtype: str, device: str, backward: bool, repeats: int,
+                 warmup: int, as_json: bool) -> None:
+    """Latency of one attention-variant call (forward, or forward + backward)."""
+    from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
+    from lina_bench.evaluators.speed import measure, module_spec
+    from lina_bench.runner import resolve_device
+
+    setting = ModuleSetting(dim, heads, grid, prefix, batch)
+    target = AttentionTarget(variant, parse_assignments(variant_options, "--option"))
+    target.build(setting)  # clear errors for bad variants or options before timing anything
+    result = measure(module_spec(target, setting, resolve_device(device), dtype, backward, repeats, warmup))
+    header = {"variant": variant, **setting.as_dict(), "backward": backward}
+    _emit(header, result, "tokens/s", as_json)
+
+
+@speed.command("model")
+@generator_options
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per sample() call.")
+@DEVICE
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
+@AS_JSON
+def speed_model(generator: str, generator_options: tuple[str, ...], attention: str | None, checkpoint: str | None,
+                batch: int, device: str, repeats: int, warmup: int, as_json: bool) -> None:
+    """Sampling latency of a generator: per image and per network step."""
+    from lina_bench.cli_options import build_cli_generator
+    from lina_bench.evaluators.speed import generator_spec, measure
+    from lina_bench.runner import resolve_device
+
+    gen = build_cli_generator(generator, generator_options, attention, checkpoint)  # validates up front
+    spec = gen.build_spec
+    result = measure(generator_spec(spec.name, spec.options, spec.checkpoint, resolve_device(device),
+                                             batch, repeats, warmup))
+    steps = gen.info().steps
+    per_image = result.median_ms / 1e3 / batch
+    _emit({"generator": generator, "batch": batch, "steps": steps, "seconds_per_image": round(per_image, 6),
+           "seconds_per_step": round(per_image / steps, 6)}, result, "images/s", as_json)
