@@ -1,0 +1,88 @@
+"""Latency statistics, CPU peak-memory measurement against a known allocation, speed CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+
+import pytest
+import torch
+from cli_helpers import run_cli
+from torch import nn
+
+from lina_bench import registry
+from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
+from lina_bench.evaluators.speed import cpu_peak_memory, module_spec
+from lina_bench.evaluators.timing import Timing, time_calls
+from lina_bench.models.attention.base import AttentionModule
+
+MIB = 2**20
+
+
+def test_timing_statistics_closed_form():
+    timing = Timing((5.0, 1.0, 3.0, 2.0, 4.0))
+    assert (timing.median_ms, timing.p25_ms, timing.p75_ms) == (3.0, 2.0, 4.0)
+    calls = []
+    result = time_calls(lambda: calls.append(1), "cpu", repeats=4, warmup=3)
+    assert len(calls) == 7 and len(result.samples_ms) == 4 and min(result.samples_ms) >= 0
+
+
+class Allocates64MiB(AttentionModule):
+    """Allocates a 64 MiB scratch tensor in every call, then frees it."""
+
+    def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0) -> None:
+        super().__init__(dim, num_heads, grid, prefix)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scratch = torch.ones(16 * MIB)  # 16 Mi floats = 64 MiB
+        return self.proj(x) + scratch[0]
+
+
+def _peak_in_child(queue) -> None:
+    registry.attention.register("alloc-64mib", Allocates64MiB)
+    spec = module_spec(AttentionTarget("alloc-64mib"), ModuleSetting(8, 2, (2, 2)))
+    queue.put(cpu_peak_memory(spec))
+
+
+def test_cpu_peak_memory_sees_a_known_allocation():
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_peak_in_child, args=(queue,))
+    child.start()
+    peak = queue.get(timeout=120)
+    child.join(60)
+    assert 63 * MIB <= peak <= 66 * MIB, peak / MIB  # 64 MiB, within 1-2 MiB of interpreter noise
+
+
+def test_speed_cli_json_and_suite_evaluators(write_suite, tmp_path):
+    code, text = run_cli("speed", "module", "--variant", "lina", "--dim", "32", "--heads", "2", "--grid", "4x4",
+                         "--prefix", "2", "--backward", "--repeats", "3", "--json")
+    assert code == 0, text
+    data = json.loads(text)
+    assert data["work_per_call"] == 18 and data["repeats"] == 3 and data["peak_mem_bytes"] > 0
+    assert data["p25_ms"] <= data["median_ms"] <= data["p75_ms"]
+    code, text = run_cli("speed", "model", "--generator", "toy", "--attention", "lasad", "--batch", "2",
+                         "--repeats", "2", "--json")
+    assert code == 0 and json.loads(text)["seconds_per_step"] > 0
+    path = write_suite("""\
+attention: [softmax]
+generators: [{name: toy, options: {steps: 2}}]
+evaluators:
+  - {name: speed, options: {dim: 32, num_heads: 2, grid: [4, 4], repeats: 2, dtype: bfloat16}}
+  - {name: model-speed, options: {repeats: 2}}
+""")
+    code, text = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, text
+    assert "speed/softmax" in text and "seconds_per_step" in text and "peak_mem_mib" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dtype", "float8"], "Invalid value for '--dtype'"),
+    (["--variant", "nope"], "unknown attention variant 'nope'"),
+])
+def test_speed_cli_errors(args, message):
+    base = {"--variant": "lina", "--dim": "32", "--heads": "2", "--grid": "4x4"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    code, text = run_cli("speed", "module", *[x for kv in base.items() for x in kv])
+    assert code == 2 and message in text
