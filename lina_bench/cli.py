@@ -14,7 +14,8 @@ from lina_bench import __version__, registry
 from lina_bench.errors import JobFailed, LinaBenchError
 
 DEFAULT_OUT = "lina-bench-out"
-KINDS = {"attention": registry.attention, "generators": registry.generators, "evaluators": registry.evaluators}
+KINDS = {"attention": registry.attention, "generators": registry.generators, "evaluators": registry.evaluators,
+         "reports": registry.reports}
 
 
 def format_value(value: float) -> str:
@@ -52,12 +53,13 @@ def cli() -> None:
 
 
 @cli.command("list")
-@click.argument("kind", required=False, type=click.Choice(["attention", "generators", "evaluators", "suites"]))
+@click.argument("kind", required=False,
+                type=click.Choice(["attention", "generators", "evaluators", "reports", "suites"]))
 def list_cmd(kind: str | None) -> None:
-    """List registered attention variants, generators, evaluators and built-in suites."""
+    """List registered attention variants, generators, evaluators, reports and built-in suites."""
     from lina_bench.suite import builtin_suites, parse_suite
 
-    for name in [kind] if kind else ["attention", "generators", "evaluators", "suites"]:
+    for name in [kind] if kind else ["attention", "generators", "evaluators", "reports", "suites"]:
         click.secho(f"{name}:", bold=True)
         if name == "suites":
             for suite_name, text in sorted(builtin_suites().items()):
@@ -78,7 +80,7 @@ def list_cmd(kind: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Validate the suite and list its jobs without running them.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_run: bool, no_progress: bool) -> None:
-    """Run SUITE (a YAML file or a built-in name; default: the built-in `default` suite)."""
+    """Run SUITE (a YAML file or a built-in name; default: the built-in `efficiency` suite)."""
     from lina_bench.runner import on_device, run_suite
     from lina_bench.store import ResultStore
     from lina_bench.suite import load_suite
@@ -99,11 +101,15 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
         click.echo(tabulate(rows, headers=["job", "metric", "value", "unit"], disable_numparse=True))
     for outcome in summary.failed:
         click.secho(f"FAILED {outcome.job.name}: {outcome.error}", fg="red", err=True)
+    for error in summary.report_errors:
+        click.secho(f"FAILED {error}", fg="red", err=True)
+    for path in summary.report_files:
+        click.echo(f"wrote {path}")
     click.echo(f"run {summary.run_id}: {counts['ok']} ok, {counts['failed']} failed, "
                f"{counts['skipped']} already done (skipped); results in {Path(out_dir) / 'results.sqlite'}")
     if counts["skipped"] and not counts["ok"] + counts["failed"]:
         click.echo("every job was already done; use --force to run them again")
-    click.get_current_context().exit(1 if summary.failed else 0)
+    click.get_current_context().exit(1 if summary.failed or summary.report_errors else 0)
 
 
 @cli.command()

@@ -38,12 +38,23 @@ def git_revision() -> str | None:
     return rev + ("+dirty" if dirty else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description(device: str) -> dict[str, Any]:
     """The device a job ran on, with the card's name on CUDA."""
     import torch
 
-    info: dict[str, Any] = {"device": device, "platform": platform.platform(),
-                            "cpu": platform.processor() or platform.machine(),
+    info: dict[str, Any] = {"device": device, "platform": platform.platform(), "cpu": cpu_model(),
                             "torch_threads": torch.get_num_threads()}
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))

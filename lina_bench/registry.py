@@ -191,6 +191,7 @@ def reset_plugins_for_tests() -> None:
 attention: Registry[Any] = Registry("attention variant")
 generators: Registry[Any] = Registry("generator")
 evaluators: Registry[Any] = Registry("evaluator")
+reports: Registry[Any] = Registry("report")
 
 for _name, _target in {
     "softmax": "lina_bench.models.attention.softmax:SoftmaxAttention",
@@ -211,3 +212,4 @@ evaluators.register("flops-sweep", "lina_bench.evaluators.flops:FlopsSweep")
 evaluators.register("model-flops", "lina_bench.evaluators.flops:ModelFlops")
 evaluators.register("speed", "lina_bench.evaluators.speed:Speed")
 evaluators.register("model-speed", "lina_bench.evaluators.speed:ModelSpeed")
+reports.register("efficiency", "lina_bench.reports.efficiency:EfficiencyReport")

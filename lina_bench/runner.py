@@ -11,13 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 from tqdm import tqdm
 
 from lina_bench import registry
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator
 from lina_bench.provenance import provenance
-from lina_bench.schema import Metric, Result
+from lina_bench.schema import RESULT_FIELDS, Metric, Result
 from lina_bench.store import JobRecord, ResultStore
 from lina_bench.suite import Job, Suite
 
@@ -60,6 +61,8 @@ class RunSummary:
     run_id: str
     out_dir: Path
     outcomes: list[JobOutcome]
+    report_files: list[Path] = field(default_factory=list)
+    report_errors: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[JobOutcome]:
@@ -121,10 +124,31 @@ def run_suite(suite: Suite, out_dir: str | Path, force: bool = False, device: st
         store.finish_run(run_id, "interrupted", utc_now())
         store.close()
         raise
-    failed = any(o.status == "failed" for o in outcomes)
+    summary = RunSummary(run_id, out_dir, outcomes)
+    if suite.reports:
+        write_reports(suite, store, out_dir, summary)
+    failed = summary.failed or summary.report_errors
     store.finish_run(run_id, "failed" if failed else "ok", utc_now())
     store.close()
-    return RunSummary(run_id, out_dir, outcomes)
+    return summary
+
+
+def results_frame(store: ResultStore, suite: str) -> pd.DataFrame:
+    """The suite's current results (each job's latest successful run) as a DataFrame."""
+    rows = [dataclasses.asdict(r) for r in store.current_results(suite)]
+    return pd.DataFrame(rows, columns=list(RESULT_FIELDS))
+
+
+def write_reports(suite: Suite, store: ResultStore, out_dir: Path, summary: RunSummary) -> None:
+    """Write the suite's reports into ``out_dir/<suite name>/``; a failing report is recorded."""
+    frame = results_frame(store, suite.name)
+    report_dir = out_dir / suite.name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for entry in suite.reports:
+        try:
+            summary.report_files += registry.reports.build(entry.name, **entry.options).write(frame, report_dir)
+        except Exception as exc:  # reported with the run's outcome, exit code 1
+            summary.report_errors.append(f"report {entry.name!r}: {type(exc).__name__}: {exc}")
 
 
 def _run_and_store(job: Job, run_id: str, context: EvalContext, store: ResultStore) -> JobOutcome:

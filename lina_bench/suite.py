@@ -16,7 +16,9 @@ Format (every key but ``evaluators`` is optional)::
         attention: [softmax, lina]                # optional: one build per variant
     evaluators:
       - name: module-profile
+        label: profile-small    # optional; names the jobs (label/variant), default: the name
         options: {dim: 64, num_heads: 4}
+    reports: [efficiency]       # optional: written from the suite's results after the jobs
 
 The whole file is checked before anything runs; every problem is reported with its line.
 """
@@ -36,12 +38,14 @@ from lina_bench import registry
 from lina_bench.errors import LinaBenchError
 from lina_bench.schema import config_hash
 
-TOP_KEYS = {"name", "description", "seed", "device", "attention", "generators", "evaluators"}
+TOP_KEYS = {"name", "description", "seed", "device", "attention", "generators", "evaluators", "reports"}
 ENTRY_KEYS = {"attention": {"name", "label", "options"},
               "generators": {"name", "label", "options", "checkpoint", "attention"},
-              "evaluators": {"name", "options"}}
+              "evaluators": {"name", "label", "options"},
+              "reports": {"name", "options"}}
 DEVICE_RE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 GEOMETRY = ("dim", "num_heads", "grid", "prefix")
+DEFAULT_SUITE = "efficiency"
 
 
 class SuiteError(LinaBenchError):
@@ -95,6 +99,7 @@ class Suite:
     attention: list[Entry]
     generators: list[Entry]
     evaluators: list[Entry]
+    reports: list[Entry]
     source: str
 
     def jobs(self) -> list[Job]:
@@ -111,7 +116,7 @@ class Suite:
                 config = {"suite": self.name, "seed": self.seed, "device": self.device,
                           "evaluator": ev.config(), "generator": gen.config() if gen else None,
                           "variant": var.config() if var else None}
-                jobs.append(Job(f"{ev.name}/{target}", self.name, ev, gen, var, config))
+                jobs.append(Job(f"{ev.label}/{target}", self.name, ev, gen, var, config))
         return jobs
 
 
@@ -122,8 +127,8 @@ def builtin_suites() -> dict[str, str]:
 
 
 def load_suite(spec: str | None) -> Suite:
-    """A suite from a YAML path or a built-in name (None: the built-in ``default``)."""
-    spec = spec or "default"
+    """A suite from a YAML path or a built-in name (None: the built-in ``efficiency`` suite)."""
+    spec = spec or DEFAULT_SUITE
     builtins = builtin_suites()
     path = Path(spec)
     if path.is_file():
@@ -216,6 +221,7 @@ def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite")
     attention = _entries(data, "attention", registry.attention, problems, reserved=GEOMETRY)
     generators = _entries(data, "generators", registry.generators, problems)
     evaluators = _entries(data, "evaluators", registry.evaluators, problems)
+    reports = _entries(data, "reports", registry.reports, problems)
     if "evaluators" not in data:
         problems.add(("evaluators",), "a suite needs at least one evaluator")
     for i, ev in enumerate(evaluators):
@@ -229,7 +235,7 @@ def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite")
             problems.add(("evaluators", i), f"evaluator {ev.name!r} measures generators, "
                                             "but the suite lists none under 'generators'")
     problems.raise_if_any()
-    suite = Suite(name, description, seed, device, attention, generators, evaluators, source)
+    suite = Suite(name, description, seed, device, attention, generators, evaluators, reports, source)
     seen: dict[str, int] = {}
     for job in suite.jobs():
         seen[job.name] = seen.get(job.name, 0) + 1
@@ -293,7 +299,7 @@ def _entries(data: dict, section: str, reg: registry.Registry, problems: _Proble
                     entry.options = dict(options)
         for problem in reg.check_options(name, options, reserved=sub_reserved):
             problems.add(here + ("options",), problem)
-        if section == "evaluators" and not reg.check_options(name, options):
+        if section in ("evaluators", "reports") and not reg.check_options(name, options):
             try:
                 reg.build(name, **options)
             except LinaBenchError as exc:

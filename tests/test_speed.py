@@ -7,7 +7,6 @@ import multiprocessing as mp
 
 import pytest
 import torch
-from cli_helpers import run_cli
 from torch import nn
 
 from lina_bench import registry
@@ -15,6 +14,8 @@ from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
 from lina_bench.evaluators.speed import cpu_peak_memory, module_spec
 from lina_bench.evaluators.timing import Timing, time_calls
 from lina_bench.models.attention.base import AttentionModule
+
+from cli_helpers import run_cli
 
 MIB = 2**20
 

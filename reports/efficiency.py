@@ -1,0 +1,188 @@
+"""The efficiency report: module FLOPs at the papers' settings, the resolution sweep with the
+linear/softmax crossover (table and plot), and CPU/GPU latency and memory ratios."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from lina_bench.errors import LinaBenchError
+from lina_bench.reports.base import Report, setting_label
+
+SWEEP_METRIC = re.compile(r"^gmacs@(\d+)px$")
+
+
+def _setting_header(protocol: dict) -> str:
+    grid = protocol.get("grid", ["?", "?"])
+    return (f"C={protocol.get('dim')}, H={protocol.get('num_heads')}, "
+            f"{protocol.get('prefix')}+{grid[0]}x{grid[1]}={protocol.get('tokens')} tokens, B={protocol.get('batch')}")
+
+
+def _pivot(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Variant x setting values of ``metric``, rows and columns in the order the suite ran them."""
+    picked = rows[rows.metric == metric]
+    table = picked.pivot(index="variant", columns="setting", values="value")
+    return table.loc[pd.unique(picked.variant), pd.unique(picked.setting)]
+
+
+def flops_table(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Variant x setting: "GMACs (change vs ``baseline`` in the same setting)"."""
+    rows = results[results.evaluator == "flops"].assign(setting=lambda f: f.job.map(setting_label))
+    if rows.empty:
+        return pd.DataFrame()
+    gmacs = _pivot(rows, "gmacs")
+    if baseline not in gmacs.index:
+        return gmacs.map(lambda v: f"{v:.4f}")
+    change = gmacs / gmacs.loc[baseline] - 1
+    return pd.DataFrame({col: [f"{g:.4f} ({100 * c:+.1f}%)" for g, c in zip(gmacs[col], change[col], strict=True)]
+                         for col in gmacs.columns}, index=gmacs.index)
+
+
+def sweep_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """Resolution x variant GMACs, with a tokens column."""
+    rows = results[results.evaluator == "flops-sweep"]
+    records = {}
+    for row in rows.itertuples():
+        match = SWEEP_METRIC.match(row.metric)
+        if match:
+            records.setdefault(int(match[1]), {})[row.variant] = row.value
+        elif row.metric.startswith("tokens@"):
+            records.setdefault(int(row.metric[7:-2]), {})["tokens"] = int(row.value)
+    frame = pd.DataFrame.from_dict(records, orient="index").sort_index()
+    frame.index.name = "resolution_px"
+    variants = [v for v in pd.unique(rows.variant) if v in frame.columns]
+    return frame[["tokens", *variants]].astype({"tokens": int})
+
+
+def crossover(frame: pd.DataFrame, variant: str, baseline: str, protocol: dict) -> str:
+    """Where ``variant`` becomes cheaper than ``baseline``: exact from the closed forms when the
+    variant has one, else interpolated between sweep points."""
+    from lina_bench.evaluators.flops import analytic_macs
+
+    patch, ratio = protocol["patch"], protocol["prefix_ratio"]
+    try:
+        for side in range(1, max(frame.index) // patch + 1):
+            prefix = round(side * side * ratio)
+            cost = [sum(analytic_macs(v, protocol["dim"], protocol["num_heads"], (side, side), prefix).values())
+                    for v in (variant, baseline)]
+            if cost[0] < cost[1]:
+                return f"{prefix + side * side} tokens ({side * patch} px, {side}x{side} grid)"
+        return "not within the sweep"
+    except LinaBenchError:  # no closed form: interpolate the sweep
+        diff = frame[variant] - frame[baseline]
+        cheaper = diff[diff < 0]
+        if cheaper.empty:
+            return "not within the sweep"
+        if cheaper.index[0] == frame.index[0]:
+            return f"below {frame.tokens.iloc[0]} tokens (cheaper at every swept resolution)"
+        i = frame.index.get_loc(cheaper.index[0])
+        t0, t1, d0, d1 = frame.tokens.iloc[i - 1], frame.tokens.iloc[i], diff.iloc[i - 1], diff.iloc[i]
+        return f"about {t0 + (t1 - t0) * d0 / (d0 - d1):.0f} tokens (interpolated)"
+
+
+def speed_table(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Variant x setting: "median ms (x ``baseline``), peak MiB"."""
+    rows = results[results.evaluator == "speed"].assign(setting=lambda f: f.job.map(setting_label))
+    if rows.empty:
+        return pd.DataFrame()
+    latency, memory = _pivot(rows, "latency_ms"), _pivot(rows, "peak_mem_mib")
+    ratio = latency / latency.loc[baseline] if baseline in latency.index else latency * float("nan")
+    return pd.DataFrame({col: [f"{ms:.2f} ms (x{r:.2f}), {mib:.1f} MiB"
+                               for ms, r, mib in zip(latency[col], ratio[col], memory[col], strict=True)]
+                         for col in latency.columns}, index=latency.index)
+
+
+def plot_sweep(frame: pd.DataFrame, path: Path, baseline: str) -> None:
+    """Left: GMACs vs tokens (log-log). Right: each variant relative to ``baseline``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = [c for c in frame.columns if c != "tokens"]
+    fig, (absolute, relative) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+    for variant in variants:
+        style = {"linewidth": 2.2 if variant == baseline else 1.2, "marker": "o", "markersize": 3, "label": variant}
+        absolute.plot(frame.tokens, frame[variant], **style)
+        if baseline in frame.columns:
+            relative.plot(frame.tokens, frame[variant] / frame[baseline], **style)
+    absolute.set(xscale="log", yscale="log", xlabel="tokens (prefix + image)", ylabel="GMACs per module call",
+                 title="Attention-module FLOPs vs resolution")
+    relative.set(xscale="log", yscale="log", xlabel="tokens (prefix + image)", ylabel=f"FLOPs / {baseline}",
+                 title=f"Relative to {baseline}")
+    for ax in (absolute, relative):
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(list(frame.tokens), [f"{r}px" for r in frame.index], fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+    absolute.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+class EfficiencyReport(Report):
+    """FLOPs tables, resolution sweep + crossover + plot, latency/memory ratios, markdown summary."""
+
+    def __init__(self, baseline: str = "softmax") -> None:
+        self.baseline = baseline
+
+    def write(self, results: pd.DataFrame, out_dir: Path) -> list[Path]:
+        files: list[Path] = []
+        sections = ["# Efficiency report", ""]
+        if results.empty:
+            sections.append("No results.")
+        else:
+            sections += _provenance_lines(results)
+
+        table = flops_table(results, self.baseline) if not results.empty else pd.DataFrame()
+        if not table.empty:
+            files.append(_csv(table, out_dir / "flops_modules.csv"))
+            rows = results[(results.evaluator == "flops") & (results.metric == "gmacs")]
+            headers = {setting_label(r.job): _setting_header(r.protocol["evaluator"]) for r in rows.itertuples()}
+            sections += ["## Attention-module FLOPs", "",
+                         f"GMACs per module call (fvcore, 1 multiply-add = 1 FLOP) and the change vs {self.baseline}.",
+                         ""]
+            sections += [f"- `{label}`: {text}" for label, text in headers.items()] + [""]
+            sections += [table.to_markdown(), ""]
+
+        frame = sweep_frame(results) if not results.empty else pd.DataFrame()
+        if not frame.empty:
+            protocol = results[results.evaluator == "flops-sweep"].protocol.iloc[0]["evaluator"]
+            files.append(_csv(frame, out_dir / "flops_sweep.csv"))
+            plot_sweep(frame, out_dir / "flops_sweep.png", self.baseline)
+            files.append(out_dir / "flops_sweep.png")
+            sections += [f"## Resolution sweep (GMACs; C={protocol['dim']}, H={protocol['num_heads']}, "
+                         f"patch {protocol['patch']} px, prefix = {protocol['prefix_ratio']} x image tokens)", "",
+                         frame.to_markdown(floatfmt=".2f"), "", "![FLOPs sweep](flops_sweep.png)", "",
+                         f"### Where each variant becomes cheaper than {self.baseline}", ""]
+            if self.baseline in frame.columns:
+                sections += [f"- `{v}`: {crossover(frame, v, self.baseline, protocol)}"
+                             for v in frame.columns if v not in ("tokens", self.baseline)]
+            sections.append("")
+
+        speed = speed_table(results, self.baseline) if not results.empty else pd.DataFrame()
+        if not speed.empty:
+            device = results[results.evaluator == "speed"].provenance.iloc[0]["device"]
+            files.append(_csv(speed, out_dir / "speed.csv"))
+            sections += [f"## Latency and peak memory ({device.get('gpu') or device.get('cpu')}, "
+                         f"{device.get('torch_threads')} threads; measured side by side in one run)", "",
+                         f"Median forward latency, its ratio to {self.baseline}, and peak memory of one call.", "",
+                         speed.to_markdown(), ""]
+        summary = out_dir / "summary.md"
+        summary.write_text("\n".join(sections))
+        return [summary, *files]
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path)
+    return path
+
+
+def _provenance_lines(results: pd.DataFrame) -> list[str]:
+    prov = results.provenance.iloc[0]
+    versions = prov.get("versions", {})
+    return [f"lina-bench {versions.get('lina-bench')}, git {prov.get('git_revision')}, "
+            f"torch {versions.get('torch')}, fvcore {versions.get('fvcore')}; run ids: "
+            f"{', '.join(sorted(results.run_id.unique()))}", ""]
