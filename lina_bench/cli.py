@@ -174,11 +174,12 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
 
 
 def _add_cost_commands() -> None:
+    from lina_bench.cli_check import check
     from lina_bench.cli_flops import flops
     from lina_bench.cli_speed import speed
 
-    cli.add_command(flops)
-    cli.add_command(speed)
+    for command in (flops, speed, check):
+        cli.add_command(command)
 
 
 _add_cost_commands()
