@@ -8,8 +8,10 @@ No op falls through silently: every op that was not counted is reported, split i
 elementwise ones (not counted by convention) and unknown ones.
 
 Why our own handles: fvcore has none for ``aten::scaled_dot_product_attention`` (it would count
-softmax attention as projections only), and torch's FlopCounterMode counts 0 for the CPU flash
-path ``aten::_scaled_dot_product_flash_attention_for_cpu``. Both are registered here.
+softmax attention as projections only) nor for our Triton custom ops (``lina_bench::*``, whose
+FlopCounterMode formulas live beside them in ``kernels/``), and torch's FlopCounterMode counts 0
+for the CPU flash path ``aten::_scaled_dot_product_flash_attention_for_cpu``. All are registered
+here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.utils import flop_counter
 
 from lina_bench.errors import JobFailed, LinaBenchError
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
+from lina_bench.kernels.formulas import chunked_decay_macs, lina_forward_macs
 from lina_bench.models.generator import Generator
 from lina_bench.schema import Metric
 
@@ -62,6 +65,20 @@ def _sdpa_macs(query: tuple[int, ...], key: tuple[int, ...], value: tuple[int, .
 
 def _fvcore_sdpa(inputs: list, outputs: list) -> int:
     return _sdpa_macs(*(tuple(get_shape(v)) for v in inputs[:3]))
+
+
+def _fvcore_lina(inputs: list, outputs: list) -> int:
+    return lina_forward_macs(get_shape(inputs[0]), get_shape(inputs[2]))
+
+
+def _fvcore_decayed(inputs: list, outputs: list) -> int:
+    final_state, chunk = inputs[6].toIValue(), inputs[7].toIValue()
+    return chunked_decay_macs(get_shape(inputs[0]), get_shape(inputs[2]), int(chunk), bool(final_state))
+
+
+# Handles for ops fvcore does not know, by the name torch.jit gives them (our Triton custom ops too).
+MAC_HANDLES = {"aten::scaled_dot_product_attention": _fvcore_sdpa, "lina_bench::lina_attention": _fvcore_lina,
+               "lina_bench::decayed_linear_attention": _fvcore_decayed}
 
 
 def _register_torch_formulas() -> None:
@@ -120,7 +137,7 @@ def _module_breakdown(per_module: dict[str, int], total: int, depth: int = 1) ->
 def count_fvcore(module: nn.Module, inputs: tuple[Any, ...], elementwise: bool = False) -> FlopReport:
     """Count ``module(*inputs)`` with fvcore's FlopCountAnalysis (traces the call with torch.jit)."""
     analysis = FlopCountAnalysis(module, inputs)
-    analysis.set_op_handle("aten::scaled_dot_product_attention", _fvcore_sdpa)
+    analysis.set_op_handle(**MAC_HANDLES)
     analysis.set_op_handle(**{op: None for op in NO_ARITHMETIC_OPS})
     if elementwise:
         analysis.set_op_handle(**{op: elementwise_flop_counter(0, 1) for op in ELEMENTWISE_OPS if op not in NORM_OPS})
@@ -180,16 +197,14 @@ def analytic_macs(variant: str, dim: int, num_heads: int, grid: tuple[int, int],
     if variant == "softmax":
         macs["scaled_dot_product_attention"] = 2 * n * n * c
     elif variant in ("linear", "linear-sub", "linear-dwc", "linear-sub-dwc", "lina", "lit"):
-        macs["matmul"] = n * c * (2 * d + 1)
+        macs["matmul"] = lina_forward_macs((1, num_heads, n, d), (1, num_heads, n, d))
         if variant in ("linear-dwc", "linear-sub-dwc", "lina"):
             macs["conv"] = c * h * w * 25
         if variant == "lit":
             macs["conv"] = c * h * w * options.get("kernel_size", 5) ** 2
     elif variant == "lasad":
-        chunk = options.get("chunk_size", 64)
-        lengths = [min(chunk, n - start) for start in range(0, n, chunk)]
-        macs["matmul"] = sum(2 * length * length * c + length * c * d for length in lengths)
-        macs["matmul"] += sum(length * c * d for length in lengths[:-1])
+        shape = (1, num_heads, n, d)
+        macs["matmul"] = chunked_decay_macs(shape, shape, options.get("chunk_size", 64), final_state=False)
     else:
         raise LinaBenchError(f"no closed-form FLOP count for attention variant {variant!r}")
     return {op: count * batch for op, count in macs.items()}

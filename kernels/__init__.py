@@ -44,24 +44,28 @@ def lina_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_scale:
 
 def decayed_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor, *,
                              scale: float | None = None, initial_state: torch.Tensor | None = None,
-                             output_final_state: bool = False, backend: str = "auto"
+                             output_final_state: bool = False, backend: str = "auto", chunk_size: int = 64
                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """o_t = sum_{s<=t} exp(sum_{u=s+1..t} g_u) scale (q_t . k_s) v_s, g = log_decay (B, H, N).
 
     q, k: (B, H, N, d); v: (B, H, N, dv); scale defaults to d^-0.5; initial_state: (B, H, d, dv).
-    Returns (o, final state or None). Differentiable (the Triton path's backward recomputes
-    through the PyTorch reference).
+    Returns (o, final state or None). ``chunk_size`` sets the chunked algorithm's block (a power of
+    two >= 16 on Triton); it changes the cost, not the result. Differentiable (the Triton path's
+    backward recomputes through the PyTorch reference).
     """
     check_qkv(q, k, v)
     if tuple(log_decay.shape) != tuple(q.shape[:3]):
         raise LinaBenchError(f"log_decay must be (B, H, N) = {tuple(q.shape[:3])}, got {tuple(log_decay.shape)}")
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if resolve_backend(backend, q) == "torch":
-        return decayed_linear_attention_chunked(q, k, v, log_decay, scale, initial_state, output_final_state)
+        return decayed_linear_attention_chunked(q, k, v, log_decay, scale, initial_state, output_final_state,
+                                                chunk_size)
+    if chunk_size < 16 or chunk_size & (chunk_size - 1):
+        raise LinaBenchError(f"the Triton kernel needs chunk_size a power of two >= 16, got {chunk_size}")
     from lina_bench.kernels.decayed_attn import ops  # noqa: F401  (registers the custom op)
 
     o, final = torch.ops.lina_bench.decayed_linear_attention(q, k, v, log_decay, scale, initial_state,
-                                                            output_final_state)
+                                                            output_final_state, chunk_size)
     return o, (final if output_final_state else None)
 
 

@@ -1,10 +1,15 @@
-"""Shared fixtures."""
+"""Shared fixtures. Without a GPU, Triton kernels run in Triton's CPU interpreter."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+if not torch.cuda.is_available():  # read when lina-bench's Triton kernels are first imported
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

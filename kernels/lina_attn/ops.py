@@ -10,6 +10,7 @@ import torch
 import triton
 from torch.utils import flop_counter
 
+from lina_bench.kernels.formulas import lina_backward_macs, lina_forward_macs
 from lina_bench.kernels.lina_attn import triton_kernels as tk
 
 BLOCK_N = 64
@@ -22,7 +23,10 @@ def _blocks(d: int, dv: int) -> tuple[int, int]:
 def _splits(bh: int, n: int, device: torch.device) -> tuple[int, int]:
     """Token slices per (batch, head) for the reductions, and tokens per slice (a multiple of BLOCK_N)."""
     blocks = triton.cdiv(n, BLOCK_N)
-    target = 1 if device.type != "cuda" else max(1, 4 * torch.cuda.get_device_properties(device).multi_processor_count // bh)
+    if device.type != "cuda":
+        target = 1
+    else:  # about four programs per SM in all
+        target = max(1, 4 * torch.cuda.get_device_properties(device).multi_processor_count // bh)
     splits = min(blocks, target)
     per_split = triton.cdiv(blocks, splits) * BLOCK_N
     return triton.cdiv(n, per_split), per_split
@@ -132,23 +136,11 @@ def _backward(ctx, grad_out):
 lina_attention_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def forward_macs(q_shape, v_shape) -> int:
-    """Multiply-adds of the forward: state (N d dv), query (N d dv) and normaliser (N d) per head."""
-    b, h, n, d = q_shape
-    return b * h * n * (2 * d * v_shape[-1] + d)
-
-
-def backward_macs(q_shape, v_shape) -> int:
-    """Multiply-adds of the backward's six (N x d x dv) products (state recompute included)."""
-    b, h, n, d = q_shape
-    return 6 * b * h * n * d * v_shape[-1]
-
-
 @flop_counter.register_flop_formula(torch.ops.lina_bench.lina_attention)
 def _forward_flops(q, k, v, *args, out_shape=None, **kwargs) -> int:
-    return 2 * forward_macs(q, v)
+    return 2 * lina_forward_macs(q, v)
 
 
 @flop_counter.register_flop_formula(torch.ops.lina_bench.lina_attention_backward)
 def _backward_flops(grad_out, q, k, v, *args, out_shape=None, **kwargs) -> int:
-    return 2 * backward_macs(q, v)
+    return 2 * lina_backward_macs(q, v)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from lina_bench.errors import LinaBenchError
-from lina_bench.kernels import decayed_linear_attention_chunked
+from lina_bench.kernels import decayed_linear_attention
 from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_heads, upcast
 
 
@@ -80,11 +80,11 @@ class LasadAttention(AttentionModule):
     """
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
-                 qkv_bias: bool = True, decay: str = "2d", chunk_size: int = 64) -> None:
+                 qkv_bias: bool = True, decay: str = "2d", chunk_size: int = 64, backend: str = "auto") -> None:
         super().__init__(dim, num_heads, grid, prefix)
         if decay not in DECAY_FUNCTIONS:
             raise LinaBenchError(f"unknown lasad decay {decay!r} (choose from {', '.join(DECAY_FUNCTIONS)})")
-        self.decay, self.chunk_size = decay, chunk_size
+        self.decay, self.chunk_size, self.backend = decay, chunk_size, backend
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         frac = torch.linspace(0, 1, num_heads) if num_heads > 1 else torch.zeros(1)
         self.decay_col = nn.Parameter(_logit(1 - 2.0 ** -(8 + 2 * frac)))
@@ -103,8 +103,8 @@ class LasadAttention(AttentionModule):
         b, n, c = x.shape
         q, k, v = upcast(*fused_qkv(self.qkv, x, self.num_heads))
         g = self.log_decay().to(q.dtype).unsqueeze(0).expand(b, -1, -1)
-        o, _ = decayed_linear_attention_chunked(q, k, v, g, scale=self.head_dim**-0.5,
-                                                chunk_size=self.chunk_size)
+        o, _ = decayed_linear_attention(q, k, v, g, scale=self.head_dim**-0.5, chunk_size=self.chunk_size,
+                                        backend=self.backend)
         o = merge_heads(o).to(x.dtype)
         o = self.norm(o.reshape(b * n, c)).view(b, n, c)
         return self.proj(o)

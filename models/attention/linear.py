@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lina_bench.kernels import lina_attention_naive
+from lina_bench.kernels import lina_attention
 from lina_bench.models.attention.base import AttentionModule, conv_on_grid, fused_qkv, merge_heads, split_qkv, upcast
 
 
@@ -38,7 +38,8 @@ def subtraction_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
 class _LinearAttentionBase(AttentionModule):
     """Shared forward: project, attend in at least float32 (``fp32_attention``), add the conv branch,
-    project.
+    project. ``backend`` picks the attention kernel ("auto": Triton on CUDA, the PyTorch reference
+    elsewhere; the subtraction form always uses PyTorch).
 
     Subclasses set the class attributes that choose their parts and implement ``attend``.
     """
@@ -48,9 +49,9 @@ class _LinearAttentionBase(AttentionModule):
     kv_gate = False  # learned per-head, per-token ``key_scale`` / ``value_scale``
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
-                 qkv_bias: bool = True, fp32_attention: bool = True) -> None:
+                 qkv_bias: bool = True, fp32_attention: bool = True, backend: str = "auto") -> None:
         super().__init__(dim, num_heads, grid, prefix)
-        self.fp32_attention = fp32_attention
+        self.fp32_attention, self.backend = fp32_attention, backend
         if self.fused_projection:
             self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         else:
@@ -93,7 +94,7 @@ class LinearAttention(_LinearAttentionBase):
     """
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return lina_attention_naive(q, k, v)
+        return lina_attention(q, k, v, backend=self.backend)
 
 
 class SubtractionLinearAttention(_LinearAttentionBase):
@@ -145,4 +146,4 @@ class LinaAttention(LinearDWCAttention):
     kv_gate = True
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return lina_attention_naive(q, k, v, self.key_scale, self.value_scale)
+        return lina_attention(q, k, v, self.key_scale, self.value_scale, backend=self.backend)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lina_bench.kernels import lina_attention_naive
+from lina_bench.kernels import lina_attention
 from lina_bench.models.attention.base import conv_on_grid
 from lina_bench.models.attention.linear import _LinearAttentionBase
 
@@ -29,8 +29,10 @@ class LiTAttention(_LinearAttentionBase):
     fused_projection = False
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
-                 qkv_bias: bool = True, fp32_attention: bool = True, kernel_size: int = 5) -> None:
-        super().__init__(dim, num_heads, grid, prefix, qkv_bias=qkv_bias, fp32_attention=fp32_attention)
+                 qkv_bias: bool = True, fp32_attention: bool = True, backend: str = "auto",
+                 kernel_size: int = 5) -> None:
+        super().__init__(dim, num_heads, grid, prefix, qkv_bias=qkv_bias, fp32_attention=fp32_attention,
+                         backend=backend)
         d = self.head_dim
         self.dwc = nn.Conv2d(d, d, kernel_size=kernel_size, padding=kernel_size // 2, groups=d)
 
@@ -38,4 +40,4 @@ class LiTAttention(_LinearAttentionBase):
         b, h, n, d = v.shape
         values = v.reshape(b * h, n, d).to(self.dwc.weight.dtype)
         conv = conv_on_grid(values, self.dwc, self.prefix, self.grid).to(v.dtype)
-        return lina_attention_naive(q, k, v) + conv.view(b, h, n, d)
+        return lina_attention(q, k, v, backend=self.backend) + conv.view(b, h, n, d)

@@ -1,0 +1,55 @@
+"""Triton kernel of causal linear attention with a per-token log-decay (chunked forward).
+
+One program per (batch, head) walks the sequence in chunks of ``CHUNK`` tokens, keeping the
+(d x dv) state in registers: inside a chunk the decayed causal scores are formed explicitly,
+across chunks the state carries the past (see ``naive.py`` for the same algorithm in PyTorch).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _dot(a, b, IEEE: tl.constexpr):
+    if IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
+
+
+@triton.jit
+def decayed_forward_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sn_ptr, N, D, DV, scale,
+                           HAS_INITIAL: tl.constexpr, STORE_FINAL: tl.constexpr, IEEE: tl.constexpr,
+                           CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
+    bh = tl.program_id(0)
+    offs_c = tl.arange(0, CHUNK)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    state_offs = bh * D * DV + offs_d[:, None] * DV + offs_dv[None, :]
+    state_mask = (offs_d[:, None] < D) & (offs_dv[None, :] < DV)
+    if HAS_INITIAL:
+        state = tl.load(s0_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
+    else:
+        state = tl.zeros((BLOCK_D, BLOCK_DV), dtype=tl.float32)
+    causal = offs_c[:, None] >= offs_c[None, :]
+    for c0 in range(0, N, CHUNK):
+        offs_n = c0 + offs_c
+        row = offs_n < N
+        qk_mask = row[:, None] & (offs_d[None, :] < D)
+        v_mask = row[:, None] & (offs_dv[None, :] < DV)
+        q = tl.load(q_ptr + bh * N * D + offs_n[:, None] * D + offs_d[None, :], mask=qk_mask, other=0.0)
+        k = tl.load(k_ptr + bh * N * D + offs_n[:, None] * D + offs_d[None, :], mask=qk_mask, other=0.0)
+        v = tl.load(v_ptr + bh * N * DV + offs_n[:, None] * DV + offs_dv[None, :], mask=v_mask, other=0.0)
+        q, k, v = q.to(tl.float32), k.to(tl.float32), v.to(tl.float32)
+        g = tl.load(g_ptr + bh * N + offs_n, mask=row, other=0.0).to(tl.float32)
+        cum = tl.cumsum(g, axis=0)  # padding adds 0, so the last entry is the chunk's total
+        decay = tl.exp(tl.where(causal, cum[:, None] - cum[None, :], float("-inf")))
+        scores = _dot(q, tl.trans(k), IEEE) * decay
+        out = _dot(scores, v, IEEE) + _dot(q * tl.exp(cum)[:, None], state, IEEE)
+        tl.store(o_ptr + bh * N * DV + offs_n[:, None] * DV + offs_dv[None, :],
+                 (scale * out).to(o_ptr.dtype.element_ty), mask=v_mask)
+        last = tl.sum(tl.where(offs_c == CHUNK - 1, cum, 0.0), axis=0)
+        state = state * tl.exp(last) + _dot(tl.trans(k * tl.exp(last - cum)[:, None]), v, IEEE)
+    if STORE_FINAL:
+        tl.store(sn_ptr + state_offs, state, mask=state_mask)
