@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from references import decayed_loop_reference
 
 from lina_bench.kernels import (
     decayed_linear_attention_chunked,
-    decayed_linear_attention_step,
     lina_attention_naive,
 )
 
@@ -32,15 +32,6 @@ def test_lina_attention_matches_explicit_matrix(n: int, d: int, gated: bool):
     torch.testing.assert_close(lina_attention_naive(q, k, v, ks, vs), out, atol=1e-10, rtol=1e-10)
 
 
-def loop_reference(q, k, v, g, scale, state=None):
-    """o_t = scale q_t S_t, S_t = exp(g_t) S_{t-1} + k_t^T v_t, one token at a time."""
-    outs = []
-    for t in range(q.shape[2]):
-        o, state = decayed_linear_attention_step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], state, scale)
-        outs.append(o)
-    return torch.stack(outs, 2), state
-
-
 @pytest.mark.parametrize("chunk_size", [16, 64])
 @pytest.mark.parametrize("n", [1, 33, 100, 130])
 def test_decayed_chunked_matches_recurrent_loop(n: int, chunk_size: int):
@@ -51,7 +42,7 @@ def test_decayed_chunked_matches_recurrent_loop(n: int, chunk_size: int):
     s0 = torch.randn(2, 2, 24, 16, dtype=torch.float64)
     o, final = decayed_linear_attention_chunked(q, k, v, g, scale=0.3, initial_state=s0,
                                                 output_final_state=True, chunk_size=chunk_size)
-    o_ref, final_ref = loop_reference(q, k, v, g, 0.3, s0)
+    o_ref, final_ref = decayed_loop_reference(q, k, v, g, 0.3, s0)
     torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=1e-10)
     torch.testing.assert_close(final, final_ref, atol=1e-10, rtol=1e-10)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from references import decayed_loop_reference
 from safetensors import safe_open
 
 from lina_bench.errors import LinaBenchError
@@ -15,7 +16,6 @@ from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
 from lina_bench.evaluators.flops import count_attention, count_fvcore, count_torch
 from lina_bench.kernels import (
     decayed_linear_attention,
-    decayed_linear_attention_step,
     lina_attention,
     lina_attention_naive,
 )
@@ -66,15 +66,6 @@ def test_lina_attention_value_width_and_single_gate():
         assert_rel(got, expected)
 
 
-def loop_reference(q, k, v, g, scale, state=None):
-    """Token by token with the recurrent step (independent of the chunked algorithms)."""
-    outs = []
-    for t in range(q.shape[2]):
-        o, state = decayed_linear_attention_step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], state, scale)
-        outs.append(o)
-    return torch.stack(outs, 2), state
-
-
 @pytest.mark.parametrize("initial", [False, True], ids=["zero-state", "initial-state"])
 @pytest.mark.parametrize("d", [16, 24, 64])
 @pytest.mark.parametrize("n", [1, 33, 100, 257])
@@ -85,7 +76,7 @@ def test_decayed_attention_matches_recurrence(n: int, d: int, initial: bool):
     g = (-torch.rand(1, 2, n, generator=gen)).to(DEVICE).requires_grad_()
     s0 = torch.randn(1, 2, d, 16, generator=gen).to(DEVICE).requires_grad_() if initial else None
     out, final = decayed_linear_attention(q, k, v, g, initial_state=s0, output_final_state=True, backend="triton")
-    ref, ref_final = loop_reference(q, k, v, g, d**-0.5, s0)
+    ref, ref_final = decayed_loop_reference(q, k, v, g, d**-0.5, s0)
     assert_rel(out, ref)
     assert_rel(final, ref_final)
     wanted = [t for t in (q, k, v, g, s0) if t is not None]

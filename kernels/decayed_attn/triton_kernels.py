@@ -10,12 +10,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _dot(a, b, IEEE: tl.constexpr):
-    if IEEE:
-        return tl.dot(a, b, input_precision="ieee")
-    return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
+from lina_bench.kernels.triton_utils import dot
 
 
 @triton.jit
@@ -45,11 +40,11 @@ def decayed_forward_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sn_ptr, N,
         g = tl.load(g_ptr + bh * N + offs_n, mask=row, other=0.0).to(tl.float32)
         cum = tl.cumsum(g, axis=0)  # padding adds 0, so the last entry is the chunk's total
         decay = tl.exp(tl.where(causal, cum[:, None] - cum[None, :], float("-inf")))
-        scores = _dot(q, tl.trans(k), IEEE) * decay
-        out = _dot(scores, v, IEEE) + _dot(q * tl.exp(cum)[:, None], state, IEEE)
+        scores = dot(q, tl.trans(k), IEEE) * decay
+        out = dot(scores, v, IEEE) + dot(q * tl.exp(cum)[:, None], state, IEEE)
         tl.store(o_ptr + bh * N * DV + offs_n[:, None] * DV + offs_dv[None, :],
                  (scale * out).to(o_ptr.dtype.element_ty), mask=v_mask)
         last = tl.sum(tl.where(offs_c == CHUNK - 1, cum, 0.0), axis=0)
-        state = state * tl.exp(last) + _dot(tl.trans(k * tl.exp(last - cum)[:, None]), v, IEEE)
+        state = state * tl.exp(last) + dot(tl.trans(k * tl.exp(last - cum)[:, None]), v, IEEE)
     if STORE_FINAL:
         tl.store(sn_ptr + state_offs, state, mask=state_mask)

@@ -12,15 +12,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lina_bench.kernels.triton_utils import dot
+
 FEATURE_EPS = 1e-6
 NORM_EPS = 1e-6
-
-
-@triton.jit
-def _dot(a, b, IEEE: tl.constexpr):
-    if IEEE:
-        return tl.dot(a, b, input_precision="ieee")
-    return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
 
 
 @triton.jit
@@ -52,7 +47,7 @@ def lina_state_kernel(k_ptr, v_ptr, ks_ptr, vs_ptr, s_ptr, ksum_ptr, H, N, D, DV
         if HAS_GATE:
             fk = fk * tl.load(ks_ptr + h * N + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[:, None]
             v = v * tl.load(vs_ptr + h * N + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[:, None]
-        state += _dot(tl.trans(fk), v, IEEE)
+        state += dot(tl.trans(fk), v, IEEE)
         ksum += tl.sum(fk, axis=0)
     out = (bh * splits + split) * BLOCK_D
     tl.store(s_ptr + (out + offs_d[:, None]) * BLOCK_DV + offs_dv[None, :], state)
@@ -71,7 +66,7 @@ def lina_output_kernel(q_ptr, s_ptr, kmean_ptr, o_ptr, N, D, DV, IEEE: tl.conste
     fq = tl.where(q_mask, tl.maximum(q, 0.0) + FEATURE_EPS, 0.0)
     state = tl.load(s_ptr + bh * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :])
     kmean = tl.load(kmean_ptr + bh * BLOCK_D + offs_d)
-    num = _dot(fq, state, IEEE)
+    num = dot(fq, state, IEEE)
     den = tl.sum(fq * kmean[None, :], axis=1) + NORM_EPS
     out = num / den[:, None]
     mask = (offs_n[:, None] < N) & (offs_dv[None, :] < DV)
@@ -103,12 +98,12 @@ def lina_backward_query_kernel(q_ptr, do_ptr, s_ptr, kmean_ptr, dq_ptr, ds_ptr, 
         do, _ = _load_rows(do_ptr + bh * N * DV, offs_n, offs_dv, N, DV)
         fq = tl.where(q_mask, tl.maximum(q, 0.0) + FEATURE_EPS, 0.0)
         a = tl.sum(fq * kmean[None, :], axis=1) + NORM_EPS
-        u = _dot(fq, state, IEEE)
+        u = dot(fq, state, IEEE)
         g = do / a[:, None]
         c = -tl.sum(do * u, axis=1) / (a * a)
-        d_state += _dot(tl.trans(fq), g, IEEE)
+        d_state += dot(tl.trans(fq), g, IEEE)
         d_kmean += tl.sum(c[:, None] * fq, axis=0)
-        d_fq = _dot(g, tl.trans(state), IEEE) + c[:, None] * kmean[None, :]
+        d_fq = dot(g, tl.trans(state), IEEE) + c[:, None] * kmean[None, :]
         dq = tl.where(q > 0.0, d_fq, 0.0)
         tl.store(dq_ptr + bh * N * D + offs_n[:, None] * D + offs_d[None, :], dq.to(dq_ptr.dtype.element_ty),
                  mask=q_mask)
@@ -140,8 +135,8 @@ def lina_backward_kv_kernel(k_ptr, v_ptr, ks_ptr, vs_ptr, ds_ptr, dkm_ptr, dk_pt
     fk = fk0 * key_gate[:, None]
     gated_v = v * value_gate[:, None]
     inv_n = 1.0 / N
-    d_fk = (_dot(gated_v, tl.trans(d_state), IEEE) + d_kmean[None, :]) * inv_n
-    d_gated_v = _dot(fk, d_state, IEEE) * inv_n
+    d_fk = (dot(gated_v, tl.trans(d_state), IEEE) + d_kmean[None, :]) * inv_n
+    d_gated_v = dot(fk, d_state, IEEE) * inv_n
     dk = tl.where(k > 0.0, d_fk * key_gate[:, None], 0.0)
     dv = d_gated_v * value_gate[:, None]
     tl.store(dk_ptr + bh * N * D + offs_n[:, None] * D + offs_d[None, :], dk.to(dk_ptr.dtype.element_ty),
