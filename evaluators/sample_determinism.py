@@ -9,7 +9,7 @@ import torch
 
 from lina_bench.errors import JobFailed, LinaBenchError
 from lina_bench.evaluators.base import EvalContext, Evaluator
-from lina_bench.models.generator import Generator, sample_seed
+from lina_bench.models.generator import Generator, placeholder_conditions, sample_seed
 from lina_bench.schema import Metric
 
 
@@ -27,14 +27,8 @@ class SampleDeterminism(Evaluator):
         return {"num_samples": self.num_samples, "batch_sizes": list(self.batch_sizes),
                 "labels": "index % num_classes", "seeds": "sample_seed(seed, index)"}
 
-    def _conditions(self, generator: Generator) -> list[Any]:
-        info = generator.info()
-        if info.conditioning == "class":
-            return [i % (info.num_classes or 1) for i in range(self.num_samples)]
-        return [f"a photo of object number {i}" for i in range(self.num_samples)]
-
     def _sample_all(self, generator: Generator, batch: int, seed: int) -> tuple[torch.Tensor, float]:
-        conditions = self._conditions(generator)
+        conditions = placeholder_conditions(generator.info(), self.num_samples)
         seeds = [sample_seed(seed, i) for i in range(self.num_samples)]
         start = time.perf_counter()
         images = torch.cat([generator.sample(conditions[i:i + batch], seeds[i:i + batch])

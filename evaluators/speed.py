@@ -124,13 +124,11 @@ def _call(spec: dict[str, Any]):
             module.zero_grad(set_to_none=True)
             module(x).backward(grad)
         return forward_backward, setting.batch * setting.tokens
-    from lina_bench.models.generator import build_generator, sample_seed
+    from lina_bench.models.generator import build_generator, placeholder_conditions, sample_seed
 
     generator = build_generator(spec["generator"], spec["options"], spec.get("checkpoint")).to(device)
     batch = spec["batch"]
-    info = generator.info()
-    conditions = ([i % (info.num_classes or 1) for i in range(batch)] if info.conditioning == "class"
-                  else [f"a photo of object number {i}" for i in range(batch)])
+    conditions = placeholder_conditions(generator.info(), batch)
     seeds = [sample_seed(0, i) for i in range(batch)]
     return (lambda: generator.sample(conditions, seeds)), batch
 

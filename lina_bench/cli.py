@@ -14,6 +14,7 @@ from lina_bench import __version__, registry
 from lina_bench.errors import JobFailed, LinaBenchError
 
 DEFAULT_OUT = "lina-bench-out"
+MAX_PRINTED_ROWS = 60  # longer runs point to `lina-bench results` and their reports instead
 KINDS = {"attention": registry.attention, "generators": registry.generators, "evaluators": registry.evaluators,
          "reports": registry.reports}
 
@@ -96,7 +97,9 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
                         echo=lambda line: tqdm.write(line, file=sys.stderr))
     counts = {s: sum(o.status == s for o in summary.outcomes) for s in ("ok", "failed", "skipped")}
     rows = [(o.job.name, m.name, format_value(m.value), m.unit) for o in summary.outcomes for m in o.metrics]
-    if rows:
+    if len(rows) > MAX_PRINTED_ROWS:
+        click.echo(f"{len(rows)} result rows (see `lina-bench results --out {out_dir}`)")
+    elif rows:
         from tabulate import tabulate
         click.echo(tabulate(rows, headers=["job", "metric", "value", "unit"], disable_numparse=True))
     for outcome in summary.failed:

@@ -181,8 +181,8 @@ def load_plugins() -> None:
                         ep.name, ep.value, type(exc).__name__, exc)
 
 
-def reset_plugins_for_tests() -> None:
-    """Make the next registry query scan entry points again."""
+def reload_plugins() -> None:
+    """Make the next registry query scan the entry points again (e.g. after installing a plugin)."""
     global _plugins_loaded
     _plugins_loaded = False
 

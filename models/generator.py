@@ -71,6 +71,14 @@ def sample_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def placeholder_conditions(info: GeneratorInfo, count: int) -> list[int] | list[str]:
+    """Conditions for ``count`` samples when the protocol prescribes none (speed, determinism):
+    class labels ``i % num_classes``, or numbered prompts."""
+    if info.conditioning == "class":
+        return [i % (info.num_classes or 1) for i in range(count)]
+    return [f"a photo of object number {i}" for i in range(count)]
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) floats in [0, 1] -> uint8 by ``UINT8_CONVENTION``."""
     return (images.clamp(0, 1) * 255).round().to(torch.uint8)

@@ -84,7 +84,7 @@ def test_entry_point_plugins_register(tmp_path: Path, monkeypatch):
     (tmp_path / "broken_lb_plugin-1.0.dist-info" / "entry_points.txt").write_text(
         "[lina_bench.plugins]\nbroken = no_such_module_xyz:register\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry.reset_plugins_for_tests()
+    registry.reload_plugins()
     try:
         assert "plugin-softmax" in registry.attention.names()  # the broken plugin only warns
         from lina_bench.models import attention
@@ -92,4 +92,4 @@ def test_entry_point_plugins_register(tmp_path: Path, monkeypatch):
         assert module.num_tokens == 4
     finally:
         registry.attention._entries.pop("plugin-softmax", None)
-        registry.reset_plugins_for_tests()
+        registry.reload_plugins()
