@@ -178,10 +178,11 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
 
 def _add_cost_commands() -> None:
     from lina_bench.cli_check import check
+    from lina_bench.cli_fid import fid, fid_ref
     from lina_bench.cli_flops import flops
     from lina_bench.cli_speed import speed
 
-    for command in (flops, speed, check):
+    for command in (flops, speed, check, fid, fid_ref):
         cli.add_command(command)
 
 

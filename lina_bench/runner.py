@@ -164,13 +164,30 @@ def _run_and_store(job: Job, run_id: str, context: EvalContext, store: ResultSto
         tail = "".join(traceback.format_exception(exc)[-3:])
         error = f"{type(exc).__name__}: {exc}\n{tail}"
     seconds = time.perf_counter() - clock
+    record_job(store, run_id, job, metrics, protocol, error, context, started)
+    return JobOutcome(job, "failed" if error else "ok", seconds, error, metrics)
+
+
+def record_job(store: ResultStore, run_id: str, job: Job, metrics: list[Metric], protocol: dict[str, Any],
+               error: str | None, context: EvalContext, started: str) -> None:
+    """Store one job's outcome and result rows, with provenance."""
     prov = provenance(context.device, {"suite_seed": context.seed}, started, utc_now())
-    status = "failed" if error else "ok"
     generator = job.generator.name if job.generator else None
     variant = job.variant.name if job.variant else None
-    record = JobRecord(run_id, job.key, job.name, job.suite, generator, variant, job.evaluator.name, status,
-                       error, job.config, protocol, prov)
+    record = JobRecord(run_id, job.key, job.name, job.suite, generator, variant, job.evaluator.name,
+                       "failed" if error else "ok", error, job.config, protocol, prov)
     results = [Result(run_id, job.suite, job.name, job.key, generator, variant, job.evaluator.name, m.name,
                       float(m.value), m.unit, m.higher_is_better, protocol, job.config, prov) for m in metrics]
     store.record_job(record, results)
-    return JobOutcome(job, status, seconds, error, metrics)
+
+
+def record_single(out_dir: str | Path, job: Job, metrics: list[Metric], protocol: dict[str, Any],
+                  context: EvalContext) -> str:
+    """Store the result of a job run outside a suite (e.g. `lina-bench fid`) as a run of its own."""
+    store = ResultStore.in_dir(out_dir)
+    run_id, started = new_run_id(), utc_now()
+    store.start_run(run_id, job.suite, started)
+    record_job(store, run_id, job, metrics, protocol, None, context, started)
+    store.finish_run(run_id, "ok", utc_now())
+    store.close()
+    return run_id

@@ -79,8 +79,17 @@ def placeholder_conditions(info: GeneratorInfo, count: int) -> list[int] | list[
     return [f"a photo of object number {i}" for i in range(count)]
 
 
+class NonFiniteImages(LinaBenchError):
+    """A generator produced NaN or inf pixels; they are counted, never clipped into a number."""
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) floats in [0, 1] -> uint8 by ``UINT8_CONVENTION``."""
+    """(B, 3, H, W) floats in [0, 1] -> uint8 by ``UINT8_CONVENTION``; NaN/inf raise NonFiniteImages."""
+    bad = ~torch.isfinite(images)
+    if bad.any():
+        per_image = bad.flatten(1).any(dim=1)
+        raise NonFiniteImages(f"the generator produced {int(bad.sum())} non-finite values in "
+                              f"{int(per_image.sum())} of {len(images)} images")
     return (images.clamp(0, 1) * 255).round().to(torch.uint8)
 
 

@@ -1,0 +1,98 @@
+"""Reference statistics for FID: ADM reference batches and MAR-style ``fid_stats`` npz files.
+
+ADM format (``VIRTUAL_imagenet256_labeled.npz``): ``mu``/``sigma`` (pool_3, 2048-d), ``mu_s``/
+``sigma_s`` (sFID spatial features, 2023-d) and ``arr_0``, the reference images (N, H, W, 3) uint8
+used for precision/recall. MAR format (``fid_stats/adm_in256_stats.npz``): ``mu``/``sigma`` only.
+``lina-bench fid-ref build`` writes the ADM format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators.inception import FEATURE_DIMS
+
+
+@dataclass
+class Reference:
+    """Loaded reference statistics; ``images`` (memory-mapped when possible) may be absent."""
+
+    path: Path
+    sha256: str
+    mu: np.ndarray
+    sigma: np.ndarray
+    mu_s: np.ndarray | None = None
+    sigma_s: np.ndarray | None = None
+    images: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "adm" if self.mu_s is not None else "mar"
+
+    def protocol(self) -> dict:
+        return {"reference": self.path.name, "reference_sha256": self.sha256, "reference_format": self.kind,
+                "reference_images": 0 if self.images is None else int(len(self.images))}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check(name: str, array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    if array.shape != shape:
+        raise LinaBenchError(f"{path}: '{name}' has shape {array.shape}, but the Inception extractor gives "
+                             f"{shape}: the reference was made with other features and cannot be compared")
+    if not np.isfinite(array).all():
+        raise LinaBenchError(f"{path}: '{name}' contains NaN or inf")
+    return array.astype(np.float64)
+
+
+def load_reference(path: str | Path) -> Reference:
+    """Read an ADM or MAR reference npz and check its dimensions against the extractor."""
+    path = Path(path)
+    if not path.is_file():
+        raise LinaBenchError(f"reference statistics not found: {path} (an ADM reference batch such as "
+                             "VIRTUAL_imagenet256_labeled.npz, a MAR fid_stats npz, or one made with "
+                             "`lina-bench fid-ref build`)")
+    try:
+        data = np.load(path, allow_pickle=False, mmap_mode="r")
+        keys = set(data.files) if hasattr(data, "files") else set()
+    except (OSError, ValueError) as exc:
+        raise LinaBenchError(f"cannot read reference {path}: {exc}") from exc
+    if not {"mu", "sigma"} <= keys:
+        raise LinaBenchError(f"{path} lacks {sorted({'mu', 'sigma'} - keys)}: not FID reference statistics "
+                             f"(keys: {sorted(keys)})")
+    d, ds = FEATURE_DIMS["pool"], FEATURE_DIMS["spatial"]
+    ref = Reference(path, file_sha256(path), _check("mu", data["mu"], (d,), path),
+                    _check("sigma", data["sigma"], (d, d), path))
+    if {"mu_s", "sigma_s"} <= keys:
+        ref.mu_s = _check("mu_s", data["mu_s"], (ds,), path)
+        ref.sigma_s = _check("sigma_s", data["sigma_s"], (ds, ds), path)
+    if "arr_0" in keys:
+        images = data["arr_0"]
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise LinaBenchError(f"{path}: 'arr_0' must be uint8 (N, H, W, 3) images, got {images.dtype} "
+                                 f"{images.shape}")
+        ref.images = images
+    return ref
+
+
+def write_reference(path: str | Path, mu: np.ndarray, sigma: np.ndarray, mu_s: np.ndarray, sigma_s: np.ndarray,
+                    images: np.ndarray | None = None) -> None:
+    """Write ADM-format statistics (and optionally the images as ``arr_0``), atomically."""
+    path = Path(path)
+    arrays = {"mu": mu, "sigma": sigma, "mu_s": mu_s, "sigma_s": sigma_s}
+    if images is not None:
+        arrays["arr_0"] = images
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)

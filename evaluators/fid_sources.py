@@ -1,0 +1,139 @@
+"""Where FID samples come from: a generator (sampled on the fly), an image folder, or an npz.
+
+Every source yields uint8 (B, 3, H, W) batches for given sample indices, so shards can be taken
+in any order by any process and images never pile up in memory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from lina_bench.errors import LinaBenchError
+from lina_bench.models.generator import Generator, sample_seed
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class SampleSource(ABC):
+    """``len(source)`` samples; ``images(indices)`` returns uint8 (B, 3, H, W) for those indices."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def images(self, indices: Sequence[int]) -> torch.Tensor: ...
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """What makes the samples what they are (hashed into the shard cache key)."""
+
+
+def check_images(images: torch.Tensor, where: str) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
+            or images.shape[1] != 3:
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise LinaBenchError(f"{where} must give uint8 (B, 3, H, W) images, got {got}")
+    return images
+
+
+class GeneratorSource(SampleSource):
+    """Class-conditional sampling: ``per_class`` samples of each class in label order 0, 0, ..., 1, ...
+    (MAR's and ADM's order); sample i has seed ``sample_seed(seed, i)``."""
+
+    def __init__(self, generator: Generator, num_samples: int, seed: int) -> None:
+        info = generator.info()
+        if info.conditioning != "class" or not info.num_classes:
+            raise LinaBenchError("FID sampling needs a class-conditional generator")
+        if num_samples % info.num_classes:
+            raise LinaBenchError(f"--num-samples ({num_samples}) must be a multiple of the number of classes "
+                                 f"({info.num_classes}) so every class gets the same count")
+        self.generator, self.num_samples, self.seed = generator, num_samples, seed
+        self.per_class = num_samples // info.num_classes
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def label(self, index: int) -> int:
+        return index // self.per_class
+
+    def images(self, indices: Sequence[int]) -> torch.Tensor:
+        labels = [self.label(i) for i in indices]
+        images = check_images(self.generator.sample(labels, [sample_seed(self.seed, i) for i in indices]),
+                              "the generator")
+        return images
+
+    def identity(self) -> dict[str, Any]:
+        spec = self.generator.build_spec
+        return {"generator": None if spec is None else {"name": spec.name, "options": spec.options,
+                                                          "checkpoint": spec.checkpoint},
+                "info": self.generator.info().as_protocol(), "num_samples": self.num_samples, "seed": self.seed,
+                "label_order": "index // per_class"}
+
+
+class NpzSource(SampleSource):
+    """ADM-style sample batch: ``arr_0`` uint8 (N, H, W, 3), memory-mapped."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)["arr_0"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise LinaBenchError(f"cannot read samples from {self.path}: needs an 'arr_0' array ({exc})") from exc
+        if self.array.dtype != np.uint8 or self.array.ndim != 4 or self.array.shape[-1] != 3:
+            raise LinaBenchError(f"{self.path}: 'arr_0' must be uint8 (N, H, W, 3), got {self.array.dtype} "
+                                 f"{self.array.shape}")
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def images(self, indices: Sequence[int]) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.array[list(indices)])).permute(0, 3, 1, 2).contiguous()
+
+    def identity(self) -> dict[str, Any]:
+        stat = self.path.stat()
+        return {"npz": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+class FolderSource(SampleSource):
+    """Image files in a folder (sorted by name), converted to RGB."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise LinaBenchError(f"sample folder not found: {self.path}")
+        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise LinaBenchError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def images(self, indices: Sequence[int]) -> torch.Tensor:
+        from PIL import Image
+
+        arrays = []
+        for i in indices:
+            with Image.open(self.files[i]) as image:
+                arrays.append(np.asarray(image.convert("RGB")))
+        sizes = {a.shape for a in arrays}
+        if len(sizes) > 1:
+            raise LinaBenchError(f"images in {self.path} differ in size ({sorted(sizes)}); resize them first")
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def identity(self) -> dict[str, Any]:
+        return {"folder": str(self.path.resolve()), "files": len(self.files),
+                "latest_mtime_ns": max(p.stat().st_mtime_ns for p in self.files)}
+
+
+def open_samples(path: str | Path) -> SampleSource:
+    path = Path(path)
+    if path.is_dir():
+        return FolderSource(path)
+    if path.suffix == ".npz":
+        return NpzSource(path)
+    raise LinaBenchError(f"--samples must be an image folder or an .npz with arr_0, got {path}")

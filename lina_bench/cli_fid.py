@@ -1,0 +1,147 @@
+"""``lina-bench fid`` and ``lina-bench fid-ref build``: the FID family for a generator or samples.
+
+Shard over processes with ``torchrun --nproc-per-node K lina-bench fid ...`` (NCCL on GPUs, gloo
+on CPU); rerunning an interrupted command resumes from its finished shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from lina_bench.cli_options import parse_assignments
+
+DEFAULT_OUT = "lina-bench-out"
+
+
+def _init_distributed(device: str) -> str:
+    """Join the torchrun process group when there is one; returns this rank's device."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            torch.cuda.set_device(device)
+    return device
+
+
+@click.command("fid")
+@click.option("--generator", help="Registered class-conditional generator to sample from.")
+@click.option("--set", "generator_options", multiple=True, metavar="KEY=VALUE", help="Generator option (repeatable).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local generator weights.")
+@click.option("--cfg", type=float, help="Classifier-free guidance scale (sets the generator option 'cfg').")
+@click.option("--num-samples", type=click.IntRange(min=1), default=50000, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sample i is drawn with sample_seed(seed, i).")
+@click.option("--samples", type=click.Path(exists=True), help="Image folder or ADM-style npz (arr_0) instead.")
+@click.option("--ref", required=True, type=click.Path(), help="ADM reference batch or MAR fid_stats npz.")
+@click.option("--inception-weights", required=True, type=click.Path(),
+              help="weights-inception-2015-12-05-6726825d.pth (torch-fidelity's TF-converted Inception).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Samples per resumable feature shard.")
+@click.option("--is-convention", type=click.Choice(["adm", "torch-fidelity"]), default="adm", show_default=True,
+              help="adm: sequential 5000-sample splits; torch-fidelity: 10 shuffled splits, seed 2020.")
+@click.option("--no-kid", is_flag=True, help="Skip KID.")
+@click.option("--no-pr", is_flag=True, help="Skip precision/recall.")
+@click.option("--save-png", type=click.Path(file_okay=False), help="Also write every sample as a PNG here.")
+@click.option("--save-npz", type=click.Path(dir_okay=False), help="Also write an ADM-style arr_0 npz.")
+@click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+              help="Results store and feature cache.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics and protocol as JSON.")
+def fid(generator, generator_options, checkpoint, cfg, num_samples, seed, samples, ref, inception_weights,
+        batch_size, shard_size, is_convention, no_kid, no_pr, save_png, save_npz, out_dir, device, as_json) -> None:
+    """FID, sFID, Inception Score, KID and precision/recall against reference statistics."""
+    from lina_bench.errors import LinaBenchError
+    from lina_bench.evaluators.base import EvalContext
+    from lina_bench.evaluators.fid import FidOptions, compute_fid
+    from lina_bench.evaluators.fid_reference import load_reference
+    from lina_bench.evaluators.fid_sources import GeneratorSource, open_samples
+    from lina_bench.evaluators.inception import check_weights
+    from lina_bench.runner import record_single, resolve_device
+    from lina_bench.suite import Entry, Job
+
+    if bool(generator) == bool(samples):
+        raise LinaBenchError("give exactly one of --generator G or --samples DIR|NPZ")
+    reference, weights = load_reference(ref), check_weights(inception_weights)
+    device = _init_distributed(resolve_device(device))
+    options = FidOptions(batch_size, shard_size, is_convention, not no_kid, not no_pr,
+                         Path(save_png) if save_png else None, Path(save_npz) if save_npz else None)
+    if generator:
+        from lina_bench.models.generator import build_generator
+
+        gen_options = parse_assignments(generator_options, "--set")
+        if cfg is not None:
+            gen_options["cfg"] = cfg
+        built = build_generator(generator, gen_options, checkpoint).to(device)
+        source = GeneratorSource(built, num_samples, seed)
+        target = Entry(generator, gen_options, checkpoint=checkpoint)
+    else:
+        source, target = open_samples(samples), None
+    result = compute_fid(source, reference, weights, Path(out_dir) / "work", options, device)
+    if result is None:  # not rank 0
+        return
+    config = {"evaluator": {"name": "fid", "options": {"batch_size": batch_size, "shard_size": shard_size,
+                                                       "is_convention": is_convention}},
+              "source": source.identity(), "seed": seed, "device": device}
+    evaluator = Entry("fid", config["evaluator"]["options"])
+    job = Job(f"fid/{generator or Path(samples).name}", "cli:fid", evaluator, target, None, config)
+    run_id = record_single(out_dir, job, result.metrics, result.protocol, EvalContext(device=device, seed=seed))
+    if as_json:
+        click.echo(json.dumps({"metrics": {m.name: m.value for m in result.metrics}, "protocol": result.protocol,
+                               "run_id": run_id}, indent=2))
+        return
+    for metric in result.metrics:
+        click.echo(f"{metric.name:<20} {metric.value:.6g}")
+    click.echo(f"{result.samples} samples vs {reference.path.name} ({reference.kind}); run {run_id} stored in "
+               f"{Path(out_dir) / 'results.sqlite'}")
+
+
+@click.group("fid-ref")
+def fid_ref() -> None:
+    """Reference statistics for FID."""
+
+
+@fid_ref.command("build")
+@click.argument("images", type=click.Path(exists=True))
+@click.option("--inception-weights", required=True, type=click.Path())
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="The ADM-format npz to write.")
+@click.option("--with-images", is_flag=True, help="Also store the images as arr_0 (for precision/recall).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--work", default=DEFAULT_OUT + "/work", show_default=True, type=click.Path(file_okay=False))
+def fid_ref_build(images, inception_weights, output, with_images, batch_size, device, work) -> None:
+    """Build ADM-format reference statistics (mu, sigma, mu_s, sigma_s[, arr_0]) from IMAGES
+    (a folder or an npz with arr_0)."""
+    import numpy as np
+    import torch
+
+    from lina_bench.evaluators.fid import FidOptions, ShardedFeatures, _cache_folder
+    from lina_bench.evaluators.fid_metrics import feature_statistics
+    from lina_bench.evaluators.fid_reference import file_sha256, write_reference
+    from lina_bench.evaluators.fid_sources import open_samples
+    from lina_bench.evaluators.inception import InceptionFeatures, check_weights
+    from lina_bench.runner import resolve_device
+
+    source = open_samples(images)
+    weights = check_weights(inception_weights)
+    options = FidOptions(batch_size=batch_size)
+    extractor = InceptionFeatures(weights, resolve_device(device))
+    sharded = ShardedFeatures(source, extractor, _cache_folder(Path(work), source, file_sha256(weights), options),
+                              options, "reference")
+    sharded.compute(progress=True)
+    features = sharded.load()
+    mu, sigma = feature_statistics(torch.from_numpy(features["pool"]))
+    mu_s, sigma_s = feature_statistics(torch.from_numpy(features["spatial"]))
+    stacked = None
+    if with_images:
+        stacked = np.concatenate([source.images(range(i, min(i + batch_size, len(source)))).permute(0, 2, 3, 1)
+                                  .numpy() for i in range(0, len(source), batch_size)])
+    write_reference(output, mu, sigma, mu_s, sigma_s, stacked)
+    click.echo(f"wrote {output} ({len(source)} images{', with arr_0' if with_images else ''})")
