@@ -15,13 +15,20 @@ from lina_bench.errors import LinaBenchError
 IS_CONVENTIONS = ("adm", "torch-fidelity")
 
 
+def _clip_to_rank(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise (below n * eps * max) set to 0: their square
+    roots would otherwise add ~sqrt(eps) each and bias rank-deficient results."""
+    tol = max(values.max(), 0.0) * len(values) * np.finfo(np.float64).eps
+    return np.where(values > tol, values, 0.0)
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2), in float64.
 
     torch-fidelity's (and ADM's) ``sqrtm``/``eigvals`` of the non-symmetric S1 S2 go complex or
     NaN when a covariance is rank-deficient (fewer samples than dimensions); here both square roots
-    are of symmetric PSD matrices (``eigh``, eigenvalues clipped at 0), which stays finite and is
-    exact: tr((S1 S2)^1/2) = tr((S1^1/2 S2 S1^1/2)^1/2).
+    are of symmetric PSD matrices (``eigh``, eigenvalues below rounding noise set to 0), which stays
+    finite and is exact: tr((S1 S2)^1/2) = tr((S1^1/2 S2 S1^1/2)^1/2).
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
@@ -34,9 +41,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             raise LinaBenchError(f"{name} contains NaN or inf")
     sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2
     values, vectors = np.linalg.eigh(sigma1)
-    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    root1 = (vectors * np.sqrt(_clip_to_rank(values))) @ vectors.T
     middle = root1 @ sigma2 @ root1
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    tr_covmean = np.sqrt(_clip_to_rank(np.linalg.eigvalsh((middle + middle.T) / 2))).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 

@@ -1,0 +1,188 @@
+"""The FID pipeline end to end with a random-init Inception saved to a weights file (the real
+loading path): CLI, generator sampling, batch-size and process-count invariance, resume after
+kill -9, reference handling and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from inception_helpers import random_inception_weights
+
+from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators.fid import FidOptions, compute_fid
+from lina_bench.evaluators.fid_reference import load_reference
+from lina_bench.evaluators.fid_sources import GeneratorSource, NpzSource
+from lina_bench.evaluators.inception import FEATURE_DIMS, InceptionFeatures
+from lina_bench.models.generator import NonFiniteImages, build_generator
+
+from cli_helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fid")
+    rng = np.random.default_rng(0)
+    np.savez(root / "ref_images.npz", arr_0=rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8))
+    np.savez(root / "samples.npz", arr_0=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8))
+    weights = random_inception_weights(root / "weights.pth")
+    code, text = run_cli("fid-ref", "build", str(root / "ref_images.npz"), "--inception-weights", str(weights),
+                         "--output", str(root / "ref.npz"), "--with-images", "--batch-size", "8",
+                         "--work", str(root / "work"))
+    assert code == 0, text
+    return {"root": root, "weights": weights, "ref": root / "ref.npz", "samples": root / "samples.npz"}
+
+
+def test_extractor_gives_the_three_feature_kinds(assets):
+    net = InceptionFeatures(assets["weights"])
+    out = net(torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {k: (3, d) for k, d in FEATURE_DIMS.items()}
+    hooked = net.net.Mixed_6d.branch1x1  # TF mixed_6/conv = Mixed_6d.branch1x1 (conv, BN, ReLU)
+    captured = {}
+    handle = hooked.register_forward_hook(lambda m, i, o: captured.setdefault("map", o))
+    again = net(torch.randint(0, 256, (2, 3, 40, 40), dtype=torch.uint8))
+    handle.remove()
+    expected = captured["map"][:, :7].permute(0, 2, 3, 1).reshape(2, -1)  # NHWC flatten, as ADM
+    assert torch.equal(again["spatial"], expected.float())
+
+
+def test_reference_round_trip_and_refusals(assets, tmp_path):
+    ref = load_reference(assets["ref"])
+    assert ref.kind == "adm" and ref.images.shape == (24, 32, 32, 3) and len(ref.sha256) == 64
+    np.savez(tmp_path / "mar.npz", mu=ref.mu, sigma=ref.sigma)
+    assert load_reference(tmp_path / "mar.npz").kind == "mar"
+    np.savez(tmp_path / "small.npz", mu=np.zeros(64), sigma=np.eye(64))
+    with pytest.raises(LinaBenchError, match=r"'mu' has shape \(64,\), but the Inception extractor gives"):
+        load_reference(tmp_path / "small.npz")
+    np.savez(tmp_path / "nokeys.npz", arr_0=np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(LinaBenchError, match=r"lacks \['mu', 'sigma'\]"):
+        load_reference(tmp_path / "nokeys.npz")
+    with pytest.raises(LinaBenchError, match="reference statistics not found"):
+        load_reference(tmp_path / "missing.npz")
+
+
+def test_cli_on_samples_stores_results_with_protocol(assets, tmp_path):
+    out = tmp_path / "out"
+    code, text = run_cli("fid", "--samples", str(assets["samples"]), "--ref", str(assets["ref"]),
+                         "--inception-weights", str(assets["weights"]), "--batch-size", "8", "--shard-size", "8",
+                         "--out", str(out), "--json")
+    assert code == 0, text
+    data = json.loads(text[text.index("{"):])
+    assert {"fid", "sfid", "inception_score", "kid", "precision", "recall"} <= set(data["metrics"])
+    assert all(np.isfinite(v) for v in data["metrics"].values())
+    protocol = data["protocol"]
+    assert protocol["reference"] == "ref.npz" and protocol["is_convention"] == "adm"
+    assert protocol["num_samples"] == 20 and protocol["reference_sha256"] == load_reference(assets["ref"]).sha256
+    code, text = run_cli("results", "--out", str(out), "--format", "json")
+    rows = json.loads(text)
+    assert {r["metric"] for r in rows} >= {"fid", "sfid"} and rows[0]["suite"] == "cli:fid"
+
+
+def test_generator_fid_is_batch_size_independent(assets, tmp_path):
+    ref = load_reference(assets["ref"])
+    gen = build_generator("toy", {"attention": "lina"})
+    results = []
+    for batch in (4, 10):
+        source = GeneratorSource(gen, 20, seed=5)
+        result = compute_fid(source, ref, assets["weights"], tmp_path / f"b{batch}",
+                             FidOptions(batch_size=batch, shard_size=10, kid=False), progress=False)
+        results.append({m.name: m.value for m in result.metrics})
+    assert source.label(0) == 0 and source.label(19) == 9  # 2 per class, label order
+    assert results[0]["fid"] == pytest.approx(results[1]["fid"], rel=1e-6)
+    assert results[0]["precision"] == results[1]["precision"]
+
+
+def _fid_cli(assets, out: Path, *extra: str) -> list[str]:
+    return ["fid", "--samples", str(assets["samples"]), "--ref", str(assets["ref"]), "--inception-weights",
+            str(assets["weights"]), "--batch-size", "4", "--shard-size", "4", "--no-kid", "--out", str(out), "--json",
+            *extra]
+
+
+def _shards(out: Path) -> dict[str, dict[str, np.ndarray]]:
+    arrays = {}
+    for path in sorted((out / "work" / "fid-features").glob("*/shard_*.npz")):
+        with np.load(path) as data:
+            arrays[f"{path.parent.name}/{path.name}"] = {k: data[k] for k in data.files}
+    return arrays
+
+
+def test_two_gloo_processes_equal_one(assets, tmp_path):
+    """Same thread count per process in both runs (float results depend on it, not on the ranks)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "lina_bench.cli", *_fid_cli(assets, tmp_path / "one")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "lina_bench.cli", *_fid_cli(assets, tmp_path / "two")], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fid_one = json.loads(one.stdout[one.stdout.index("{"):])["metrics"]
+    fid_two = json.loads(proc.stdout[proc.stdout.index("{"):])["metrics"]
+    assert fid_one == fid_two
+    a, b = _shards(tmp_path / "one"), _shards(tmp_path / "two")
+    assert a.keys() == b.keys() and len(a) == 5 + 6  # 20 samples and 24 reference images, shards of 4
+    for key in a:
+        assert all(np.array_equal(a[key][k], b[key][k]) for k in a[key])
+
+
+def test_resume_after_kill_9_gives_identical_numbers(assets, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "lina_bench.cli", *_fid_cli(assets, out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if list((out / "work" / "fid-features").glob("*/shard_*.sha256")):
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = list((out / "work" / "fid-features").glob("*/shard_*.sha256"))
+    assert 1 <= len(finished) < 5, "killed too late to test resuming"
+    resumed = run_cli(*_fid_cli(assets, out))
+    fresh = run_cli(*_fid_cli(assets, tmp_path / "fresh"))
+    assert resumed[0] == fresh[0] == 0
+    metrics = [json.loads(t[t.index("{"):])["metrics"] for _, t in (resumed, fresh)]
+    assert metrics[0] == metrics[1]
+
+
+def test_corrupt_shard_is_recomputed(assets, tmp_path):
+    out = tmp_path / "corrupt"
+    first = run_cli(*_fid_cli(assets, out))
+    shard = sorted((out / "work" / "fid-features").glob("*/shard_000001.npz"))[0]
+    shard.write_bytes(shard.read_bytes()[:-10])  # checksum no longer matches
+    second = run_cli(*_fid_cli(assets, out))
+    assert first[1][first[1].index("{"):].split('"run_id"')[0] == second[1][second[1].index("{"):].split('"run_id"')[0]
+
+
+def test_bad_inputs(assets, tmp_path):
+    code, text = run_cli("fid", "--samples", str(assets["samples"]), "--ref", str(assets["ref"]),
+                         "--inception-weights", str(tmp_path / "nope.pth"))
+    assert code == 2 and "weights-inception-2015-12-05-6726825d.pth" in text and "torch-fidelity" in text
+    np.savez(tmp_path / "float.npz", arr_0=np.zeros((4, 8, 8, 3), np.float32))
+    with pytest.raises(LinaBenchError, match=r"'arr_0' must be uint8 \(N, H, W, 3\)"):
+        NpzSource(tmp_path / "float.npz")
+    np.savez(tmp_path / "gray.npz", arr_0=np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(LinaBenchError, match="must be uint8"):
+        NpzSource(tmp_path / "gray.npz")
+    code, text = run_cli("fid", "--ref", str(assets["ref"]), "--inception-weights", str(assets["weights"]))
+    assert code == 2 and "exactly one of --generator" in text
+    code, text = run_cli("fid", "--generator", "toy", "--num-samples", "15", "--ref", str(assets["ref"]),
+                         "--inception-weights", str(assets["weights"]))
+    assert code == 2 and "multiple of the number of classes" in text
+
+
+def test_nan_images_are_counted_not_clipped():
+    gen = build_generator("toy")
+    with torch.no_grad():
+        gen.decoder.bias[0] = float("nan")  # one channel of one pixel of every patch
+    source = GeneratorSource(gen, 10, seed=0)
+    with pytest.raises(NonFiniteImages, match=r"produced 256 non-finite values in 4 of 4 images"):
+        source.images(range(4))
