@@ -186,3 +186,20 @@ def test_nan_images_are_counted_not_clipped():
     source = GeneratorSource(gen, 10, seed=0)
     with pytest.raises(NonFiniteImages, match=r"produced 256 non-finite values in 4 of 4 images"):
         source.images(range(4))
+
+
+def test_fid_evaluator_in_a_suite(assets, write_suite, tmp_path):
+    path = write_suite(f"""\
+generators: [{{name: toy, options: {{steps: 1}}}}]
+evaluators:
+  - name: fid
+    options: {{ref: {assets['ref']}, inception_weights: {assets['weights']}, num_samples: 10, batch_size: 5,
+               shard_size: 5, kid: false}}
+""")
+    code, text = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, text
+    assert "fid/toy" in text and "sfid" in text and "precision" in text
+    bad = write_suite(f"generators: [toy]\nevaluators:\n  - {{name: fid, options: {{ref: {assets['ref']}, "
+                      f"inception_weights: /no/weights.pth}}}}\n", name="bad.yaml")
+    code, text = run_cli("run", str(bad), "--out", str(tmp_path / "out2"))
+    assert code == 2 and "Inception weights not found: /no/weights.pth" in text
