@@ -13,6 +13,7 @@ always extracted in the same batches, so features do not depend on the number of
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -81,6 +82,19 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Without it, glibc's heap fragments across Inception batches on CPU and the process's peak
+    memory grows with the number of samples (1603 -> 1975 MiB for 100 -> 400 samples); with it the
+    peak stays flat (1600 -> 1611 MiB).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _shard_valid(path: Path) -> bool:
     checksum = path.with_suffix(".sha256")
     return path.is_file() and checksum.is_file() and checksum.read_text().strip() == file_sha256(path)
@@ -132,6 +146,9 @@ class ShardedFeatures:
             self._save_images(batch, images)
             for name, value in self.extractor(images).items():
                 parts[name].append(value.numpy())
+            del images
+            if not str(self.extractor.device).startswith("cuda"):
+                release_freed_memory()
             bar.update(len(batch))
         return {name: np.concatenate(values) for name, values in parts.items()}
 
