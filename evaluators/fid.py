@@ -230,6 +230,7 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
     metrics = _metrics(features, reference, ref_features, options)
     protocol = {**reference.protocol(), "extractor": EXTRACTOR, "inception_weights_sha256": weights_sha,
                 "is_convention": options.is_convention, "num_samples": len(source),
+                "seed": source.identity().get("seed"),
                 "uint8_convention": UINT8_CONVENTION, "pr_neighbourhood": 3 if options.precision_recall else None,
                 "kid": "poly3, 100 subsets of 1000" if options.kid and ref_features is not None else None}
     return FidResult(metrics, protocol, len(source))

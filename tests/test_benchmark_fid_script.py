@@ -14,4 +14,5 @@ def test_fid_benchmark_script(tmp_path: Path):
                            "10", "20", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "fid_pipeline.md").read_text()
-    assert "extraction s (6 images, trial 1)" in table and "peak RSS MiB, 10 vs 20" in table
+    assert "extraction s (6 images, trial 2)" in table and "all trials" in table
+    assert "peak RSS MiB, 10 vs 20" in table

@@ -203,3 +203,20 @@ evaluators:
                       f"inception_weights: /no/weights.pth}}}}\n", name="bad.yaml")
     code, text = run_cli("run", str(bad), "--out", str(tmp_path / "out2"))
     assert code == 2 and "Inception weights not found: /no/weights.pth" in text
+
+
+def test_generator_samples_saved_as_png_and_adm_npz(assets, tmp_path):
+    out = tmp_path / "out"
+    code, text = run_cli("fid", "--generator", "toy", "--num-samples", "10", "--seed", "3", "--ref", str(assets["ref"]),
+                         "--inception-weights", str(assets["weights"]), "--batch-size", "5", "--no-kid", "--no-pr",
+                         "--save-png", str(tmp_path / "png"), "--save-npz", str(tmp_path / "samples.npz"),
+                         "--out", str(out), "--json")
+    assert code == 0, text
+    assert json.loads(text[text.index("{"):])["protocol"]["seed"] == 3
+    arr = np.load(tmp_path / "samples.npz")["arr_0"]
+    gen = build_generator("toy")
+    expected = GeneratorSource(gen, 10, seed=3).images(range(10)).permute(0, 2, 3, 1).numpy()
+    assert arr.dtype == np.uint8 and np.array_equal(arr, expected)
+    from PIL import Image
+    pngs = sorted((tmp_path / "png").glob("*.png"))
+    assert len(pngs) == 10 and np.array_equal(np.asarray(Image.open(pngs[7])), expected[7])
