@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from lina_bench.evaluators.fid_metrics import (
     kernel_inception_distance,
     precision_recall,
 )
-from lina_bench.evaluators.fid_reference import Reference, file_sha256
+from lina_bench.evaluators.fid_reference import Reference, file_sha256, write_npz
 from lina_bench.evaluators.fid_sources import SampleSource
 from lina_bench.evaluators.inception import EXTRACTOR, InceptionFeatures
 from lina_bench.models.generator import UINT8_CONVENTION
@@ -180,24 +178,6 @@ def _cache_folder(work_dir: Path, source: SampleSource, weights_sha: str, option
     return work_dir / "fid-features" / hashlib.sha256(canonical_json(key).encode()).hexdigest()[:20]
 
 
-def _write_npz(path: Path, source: SampleSource, batch_size: int) -> None:
-    """ADM-style ``arr_0`` (N, H, W, 3) written through a memory-mapped .npy, never all in memory."""
-    first = source.images([0])
-    shape = (len(source), first.shape[2], first.shape[3], 3)
-    npy = path.with_name(path.stem + ".arr_0.npy.tmp")
-    array = np.lib.format.open_memmap(npy, mode="w+", dtype=np.uint8, shape=shape)
-    for start in range(0, len(source), batch_size):
-        batch = range(start, min(start + batch_size, len(source)))
-        array[start:batch.stop] = source.images(batch).permute(0, 2, 3, 1).numpy()
-    array.flush()
-    del array
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        archive.write(npy, "arr_0.npy")
-    npy.unlink()
-    tmp.replace(path)
-
-
 def compute_fid(source: SampleSource, reference: Reference, weights: str | Path, work_dir: str | Path,
                 options: FidOptions, device: str = "cpu", progress: bool = True) -> FidResult | None:
     """Extract (or resume) the features of ``source`` and, on rank 0, compute the metrics.
@@ -225,8 +205,8 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
     features = samples.load()
     if reference.images is not None and (options.kid or options.precision_recall):
         ref_features = ref_sharded.load()
-    if options.save_npz is not None:
-        _write_npz(options.save_npz, source, options.batch_size)
+    if options.save_npz is not None:  # the samples are drawn again: deterministic, never all in memory
+        write_npz(options.save_npz, {}, source, options.batch_size)
     metrics = _metrics(features, reference, ref_features, options)
     protocol = {**reference.protocol(), "extractor": EXTRACTOR, "inception_weights_sha256": weights_sha,
                 "is_convention": options.is_convention, "num_samples": len(source),
@@ -256,17 +236,6 @@ def _metrics(features: dict[str, np.ndarray], reference: Reference, ref_features
             precision, recall = precision_recall(pool, ref_pool)
             metrics += [Metric("precision", precision, "1", True), Metric("recall", recall, "1", True)]
     return metrics
-
-
-def shard_manifest(folder: Path) -> dict[str, Any]:
-    """Which shards exist in a feature cache folder (for diagnostics)."""
-    shards = sorted(folder.glob("shard_*.npz"))
-    return {"folder": str(folder), "shards": len(shards), "valid": sum(_shard_valid(p) for p in shards)}
-
-
-def dumps(result: FidResult) -> str:
-    return json.dumps({"metrics": {m.name: m.value for m in result.metrics}, "protocol": result.protocol},
-                      indent=2)
 
 
 class Fid(Evaluator):

@@ -9,13 +9,18 @@ used for precision/recall. MAR format (``fid_stats/adm_in256_stats.npz``): ``mu`
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.inception import FEATURE_DIMS
+
+if TYPE_CHECKING:
+    from lina_bench.evaluators.fid_sources import SampleSource
 
 
 @dataclass
@@ -86,13 +91,37 @@ def load_reference(path: str | Path) -> Reference:
     return ref
 
 
-def write_reference(path: str | Path, mu: np.ndarray, sigma: np.ndarray, mu_s: np.ndarray, sigma_s: np.ndarray,
-                    images: np.ndarray | None = None) -> None:
-    """Write ADM-format statistics (and optionally the images as ``arr_0``), atomically."""
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray], images: SampleSource | None = None,
+              batch_size: int = 50) -> None:
+    """An npz of ``arrays`` plus, from a sample source, ``arr_0`` (N, H, W, 3) uint8 streamed through a
+    memory-mapped .npy (never all in memory); written atomically."""
     path = Path(path)
-    arrays = {"mu": mu, "sigma": sigma, "mu_s": mu_s, "sigma_s": sigma_s}
+    tmp_dir = path.parent / f".{path.name}.parts"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    members = []
+    for name, array in arrays.items():
+        np.save(tmp_dir / f"{name}.npy", array)
+        members.append(name)
     if images is not None:
-        arrays["arr_0"] = images
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, **arrays)
+        first = images.images([0])
+        shape = (len(images), first.shape[2], first.shape[3], 3)
+        out = np.lib.format.open_memmap(tmp_dir / "arr_0.npy", mode="w+", dtype=np.uint8, shape=shape)
+        for start in range(0, len(images), batch_size):
+            stop = min(start + batch_size, len(images))
+            out[start:stop] = images.images(range(start, stop)).permute(0, 2, 3, 1).numpy()
+        out.flush()
+        del out
+        members.append("arr_0")
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name in members:
+            archive.write(tmp_dir / f"{name}.npy", f"{name}.npy")
+            (tmp_dir / f"{name}.npy").unlink()
+    tmp_dir.rmdir()
     tmp.replace(path)
+
+
+def write_reference(path: str | Path, mu: np.ndarray, sigma: np.ndarray, mu_s: np.ndarray, sigma_s: np.ndarray,
+                    images: SampleSource | None = None, batch_size: int = 50) -> None:
+    """ADM-format statistics, plus the images of a sample source as ``arr_0`` when given."""
+    write_npz(path, {"mu": mu, "sigma": sigma, "mu_s": mu_s, "sigma_s": sigma_s}, images, batch_size)

@@ -119,7 +119,6 @@ def fid_ref() -> None:
 def fid_ref_build(images, inception_weights, output, with_images, batch_size, device, work) -> None:
     """Build ADM-format reference statistics (mu, sigma, mu_s, sigma_s[, arr_0]) from IMAGES
     (a folder or an npz with arr_0)."""
-    import numpy as np
     import torch
 
     from lina_bench.evaluators.fid import FidOptions, ShardedFeatures, _cache_folder
@@ -139,9 +138,5 @@ def fid_ref_build(images, inception_weights, output, with_images, batch_size, de
     features = sharded.load()
     mu, sigma = feature_statistics(torch.from_numpy(features["pool"]))
     mu_s, sigma_s = feature_statistics(torch.from_numpy(features["spatial"]))
-    stacked = None
-    if with_images:
-        stacked = np.concatenate([source.images(range(i, min(i + batch_size, len(source)))).permute(0, 2, 3, 1)
-                                  .numpy() for i in range(0, len(source), batch_size)])
-    write_reference(output, mu, sigma, mu_s, sigma_s, stacked)
+    write_reference(output, mu, sigma, mu_s, sigma_s, source if with_images else None, batch_size)
     click.echo(f"wrote {output} ({len(source)} images{', with arr_0' if with_images else ''})")
