@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,19 @@ CREATE INDEX IF NOT EXISTS results_by_run ON results (run_id);
 """
 
 
+def _retry_while_locked(fn, seconds: float = 60.0) -> None:
+    """Call ``fn`` until it does not fail with "database is locked" (or ``seconds`` pass)."""
+    deadline, pause = time.monotonic() + seconds, 0.01
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 @dataclass
 class JobRecord:
     """The outcome of one job: ``status`` is "ok" or "failed" (with ``error``)."""
@@ -69,12 +83,17 @@ class ResultStore:
         try:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            with self._write() as db:
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    db.execute(statement)
+            _retry_while_locked(self._initialize)
         except sqlite3.DatabaseError as exc:
             raise LinaBenchError(f"{self.path} is not a usable lina-bench results store: {exc}") from exc
+
+    def _initialize(self) -> None:
+        # Switching to WAL takes an exclusive lock and does not wait on the busy timeout when another
+        # process is creating the same store at that moment, hence the retries around it.
+        self._db.execute("PRAGMA journal_mode = WAL")
+        with self._write() as db:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
 
     @classmethod
     def in_dir(cls, out_dir: str | Path, create: bool = True) -> "ResultStore":
