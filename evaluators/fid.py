@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ class FidResult:
     metrics: list[Metric]
     protocol: dict[str, Any]
     samples: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _dist() -> tuple[int, int]:
@@ -172,7 +171,7 @@ class ShardedFeatures:
         return {name: np.concatenate(values) for name, values in arrays.items()}
 
 
-def _cache_folder(work_dir: Path, source: SampleSource, weights_sha: str, options: FidOptions) -> Path:
+def feature_cache_folder(work_dir: Path, source: SampleSource, weights_sha: str, options: FidOptions) -> Path:
     key = {"source": source.identity(), "weights": weights_sha, "batch_size": options.batch_size,
            "shard_size": options.shard_size, "extractor": EXTRACTOR}
     return work_dir / "fid-features" / hashlib.sha256(canonical_json(key).encode()).hexdigest()[:20]
@@ -188,23 +187,23 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
     work_dir = Path(work_dir)
     extractor = InceptionFeatures(weights, device)
     weights_sha = file_sha256(Path(weights))
-    samples = ShardedFeatures(source, extractor, _cache_folder(work_dir, source, weights_sha, options), options,
+    samples = ShardedFeatures(source, extractor, feature_cache_folder(work_dir, source, weights_sha, options), options,
                               "samples")
     samples.compute(progress)
-    ref_features = None
+    ref_sharded = None
     if reference.images is not None and (options.kid or options.precision_recall):
         from lina_bench.evaluators.fid_sources import NpzSource
 
         ref_source = NpzSource(reference.path)
-        ref_sharded = ShardedFeatures(ref_source, extractor, _cache_folder(work_dir, ref_source, weights_sha,
-                                                                          options), options, "reference")
+        ref_sharded = ShardedFeatures(ref_source, extractor,
+                                      feature_cache_folder(work_dir, ref_source, weights_sha, options), options,
+                                      "reference")
         ref_sharded.compute(progress)
     _barrier()
     if _dist()[0] != 0:
         return None
     features = samples.load()
-    if reference.images is not None and (options.kid or options.precision_recall):
-        ref_features = ref_sharded.load()
+    ref_features = ref_sharded.load() if ref_sharded is not None else None
     if options.save_npz is not None:  # the samples are drawn again: deterministic, never all in memory
         write_npz(options.save_npz, {}, source, options.batch_size)
     metrics = _metrics(features, reference, ref_features, options)

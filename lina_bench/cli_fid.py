@@ -121,7 +121,7 @@ def fid_ref_build(images, inception_weights, output, with_images, batch_size, de
     (a folder or an npz with arr_0)."""
     import torch
 
-    from lina_bench.evaluators.fid import FidOptions, ShardedFeatures, _cache_folder
+    from lina_bench.evaluators.fid import FidOptions, ShardedFeatures, feature_cache_folder
     from lina_bench.evaluators.fid_metrics import feature_statistics
     from lina_bench.evaluators.fid_reference import file_sha256, write_reference
     from lina_bench.evaluators.fid_sources import open_samples
@@ -132,8 +132,8 @@ def fid_ref_build(images, inception_weights, output, with_images, batch_size, de
     weights = check_weights(inception_weights)
     options = FidOptions(batch_size=batch_size)
     extractor = InceptionFeatures(weights, resolve_device(device))
-    sharded = ShardedFeatures(source, extractor, _cache_folder(Path(work), source, file_sha256(weights), options),
-                              options, "reference")
+    folder = feature_cache_folder(Path(work), source, file_sha256(weights), options)
+    sharded = ShardedFeatures(source, extractor, folder, options, "reference")
     sharded.compute(progress=True)
     features = sharded.load()
     mu, sigma = feature_statistics(torch.from_numpy(features["pool"]))
