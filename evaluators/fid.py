@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.base import EvalContext, Evaluator
+from lina_bench.evaluators.distributed import barrier, rank_and_world
 from lina_bench.evaluators.fid_metrics import (
     IS_CONVENTIONS,
     feature_statistics,
@@ -34,10 +35,11 @@ from lina_bench.evaluators.fid_metrics import (
     kernel_inception_distance,
     precision_recall,
 )
-from lina_bench.evaluators.fid_reference import Reference, file_sha256, write_npz
+from lina_bench.evaluators.fid_reference import Reference, write_npz
 from lina_bench.evaluators.fid_sources import SampleSource
 from lina_bench.evaluators.inception import EXTRACTOR, InceptionFeatures
 from lina_bench.models.generator import UINT8_CONVENTION
+from lina_bench.provenance import file_sha256
 from lina_bench.schema import Metric, canonical_json
 
 __all__ = ["Fid", "FidOptions", "compute_fid", "frechet_distance"]
@@ -66,17 +68,6 @@ class FidResult:
     metrics: list[Metric]
     protocol: dict[str, Any]
     samples: int = 0
-
-
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _barrier() -> None:
-    if _dist()[1] > 1:
-        torch.distributed.barrier()
 
 
 def release_freed_memory() -> None:
@@ -122,7 +113,7 @@ class ShardedFeatures:
         return self.folder / f"shard_{shard:06d}.npz"
 
     def compute(self, progress: bool) -> None:
-        rank, world = _dist()
+        rank, world = rank_and_world()
         self.folder.mkdir(parents=True, exist_ok=True)
         mine = [s for s in range(len(self.shards)) if s % world == rank]
         todo = [s for s in mine if not _shard_valid(self.path(s))]
@@ -199,8 +190,8 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
                                       feature_cache_folder(work_dir, ref_source, weights_sha, options), options,
                                       "reference")
         ref_sharded.compute(progress)
-    _barrier()
-    if _dist()[0] != 0:
+    barrier()
+    if rank_and_world()[0] != 0:
         return None
     features = samples.load()
     ref_features = ref_sharded.load() if ref_sharded is not None else None

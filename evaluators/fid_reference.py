@@ -8,7 +8,6 @@ used for precision/recall. MAR format (``fid_stats/adm_in256_stats.npz``): ``mu`
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.inception import FEATURE_DIMS
+from lina_bench.provenance import file_sha256
 
 if TYPE_CHECKING:
     from lina_bench.evaluators.fid_sources import SampleSource
@@ -42,14 +42,6 @@ class Reference:
     def protocol(self) -> dict:
         return {"reference": self.path.name, "reference_sha256": self.sha256, "reference_format": self.kind,
                 "reference_images": 0 if self.images is None else int(len(self.images))}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check(name: str, array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:

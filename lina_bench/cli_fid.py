@@ -123,9 +123,10 @@ def fid_ref_build(images, inception_weights, output, with_images, batch_size, de
 
     from lina_bench.evaluators.fid import FidOptions, ShardedFeatures, feature_cache_folder
     from lina_bench.evaluators.fid_metrics import feature_statistics
-    from lina_bench.evaluators.fid_reference import file_sha256, write_reference
+    from lina_bench.evaluators.fid_reference import write_reference
     from lina_bench.evaluators.fid_sources import open_samples
     from lina_bench.evaluators.inception import InceptionFeatures, check_weights
+    from lina_bench.provenance import file_sha256
     from lina_bench.runner import resolve_device
 
     source = open_samples(images)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -64,3 +65,12 @@ def device_description(device: str) -> dict[str, Any]:
 def provenance(device: str, seeds: dict[str, Any], started_at: str, finished_at: str) -> dict[str, Any]:
     return {"versions": package_versions(), "git_revision": git_revision(), "device": device_description(device),
             "seeds": seeds, "started_at": started_at, "finished_at": finished_at, "argv": sys.argv[1:]}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -65,9 +65,12 @@ class CostProbe:
     calls_per_image: int
 
 
-def sample_seed(seed: int, index: int) -> int:
-    """The 63-bit seed of sample ``index`` in a run seeded with ``seed`` (stable across versions)."""
-    digest = hashlib.sha256(f"lina-bench:{int(seed)}:{int(index)}".encode()).digest()
+def sample_seed(seed: int, *index: int) -> int:
+    """The 63-bit seed of sample ``index`` in a run seeded with ``seed`` (stable across versions).
+
+    ``index`` may have several parts, e.g. (prompt, image) for GenEval."""
+    key = ":".join(str(int(i)) for i in (seed, *index))
+    digest = hashlib.sha256(f"lina-bench:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 
@@ -122,7 +125,7 @@ class Generator(nn.Module, ABC):
         return {name: m for name, m in probe.named_modules() if isinstance(m, AttentionModule)}
 
     def check_conditions(self, conditions: Sequence[Any], seeds: Sequence[int]) -> None:
-        """Clear errors for mismatched lengths and out-of-range class labels."""
+        """Clear errors for mismatched lengths, out-of-range class labels and non-text prompts."""
         if len(conditions) != len(seeds):
             raise LinaBenchError(f"{len(conditions)} conditions but {len(seeds)} seeds")
         info = self.info()
@@ -130,6 +133,8 @@ class Generator(nn.Module, ABC):
             bad = [c for c in conditions if not isinstance(c, int) or not 0 <= c < (info.num_classes or 0)]
             if bad:
                 raise LinaBenchError(f"class labels must be ints in [0, {info.num_classes}), got {bad[:5]}")
+        elif not all(isinstance(c, str) for c in conditions):
+            raise LinaBenchError("a text-conditioned generator takes prompts (str)")
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load weights strictly from a local ``.safetensors`` or torch file (weights_only=True)."""

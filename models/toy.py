@@ -3,10 +3,13 @@
 It is a small class-conditional transformer with random (seeded) weights: class-embedding prefix
 tokens, ``steps`` residual refinement steps over per-sample noise tokens, and a linear patch decoder.
 Its images mean nothing; they are deterministic, cheap, and depend only on (label, seed).
+With ``conditioning="text"`` it takes prompts instead, each hashed to one of ``num_classes``
+condition embeddings (a stand-in for a text-to-image model in GenEval and CLIP-score tests).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import torch
@@ -61,10 +64,13 @@ class ToyGenerator(Generator):
     def __init__(self, attention: str = "softmax", attention_options: dict | None = None, dim: int = 32,
                  num_heads: int = 2, depth: int = 2, grid: tuple[int, int] = (8, 8), patch: int = 4,
                  prefix: int = 4, num_classes: int = 10, steps: int = 4, weight_seed: int = 0,
-                 dtype: str = "float64") -> None:
+                 dtype: str = "float64", conditioning: str = "class") -> None:
         super().__init__()
         if dtype not in DTYPES:
             raise LinaBenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if conditioning not in ("class", "text"):
+            raise LinaBenchError(f"conditioning must be 'class' or 'text', got {conditioning!r}")
+        self.conditioning = conditioning
         if steps < 1 or patch < 1 or num_classes < 1:
             raise LinaBenchError("steps, patch and num_classes must be >= 1")
         self.variant, self.grid, self.patch = attention, tuple(grid), patch
@@ -82,8 +88,15 @@ class ToyGenerator(Generator):
 
     def info(self) -> GeneratorInfo:
         h, w = self.grid
-        return GeneratorInfo(family="toy", resolution=(h * self.patch, w * self.patch), conditioning="class",
-                             steps=self.steps, num_classes=self.num_classes, attention=self.variant)
+        return GeneratorInfo(family="toy", resolution=(h * self.patch, w * self.patch), conditioning=self.conditioning,
+                             steps=self.steps, num_classes=self.num_classes if self.conditioning == "class" else None,
+                             attention=self.variant)
+
+    def _labels(self, conditions: Sequence[int] | Sequence[str]) -> list[int]:
+        if self.conditioning == "class":
+            return list(conditions)
+        return [int.from_bytes(hashlib.sha256(c.encode()).digest()[:4], "little") % self.num_classes
+                for c in conditions]
 
     def _noise(self, seeds: Sequence[int]) -> torch.Tensor:
         n = self.grid[0] * self.grid[1]
@@ -91,10 +104,10 @@ class ToyGenerator(Generator):
                                         dtype=self.dtype) for s in seeds])
 
     @torch.no_grad()
-    def sample(self, conditions: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
+    def sample(self, conditions: Sequence[int] | Sequence[str], seeds: Sequence[int]) -> torch.Tensor:
         self.check_conditions(conditions, seeds)
         device = self.decoder.weight.device
-        labels = torch.tensor(list(conditions), device=device)
+        labels = torch.tensor(self._labels(conditions), device=device, dtype=torch.long)
         x = self._noise(seeds).to(device)
         for _ in range(self.steps):
             x = x + self.denoiser(x, labels) / self.steps
