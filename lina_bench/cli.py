@@ -180,9 +180,10 @@ def _add_cost_commands() -> None:
     from lina_bench.cli_check import check
     from lina_bench.cli_fid import fid, fid_ref
     from lina_bench.cli_flops import flops
+    from lina_bench.cli_geneval import clip_score_cmd, geneval
     from lina_bench.cli_speed import speed
 
-    for command in (flops, speed, check, fid, fid_ref):
+    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd):
         cli.add_command(command)
 
 

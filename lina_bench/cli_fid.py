@@ -7,27 +7,13 @@ on CPU); rerunning an interrupted command resumes from its finished shards.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from lina_bench.cli_options import parse_assignments
+from lina_bench.cli_options import init_distributed, parse_assignments
 
 DEFAULT_OUT = "lina-bench-out"
-
-
-def _init_distributed(device: str) -> str:
-    """Join the torchrun process group when there is one; returns this rank's device."""
-    import torch
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-        if device.startswith("cuda"):
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-            torch.cuda.set_device(device)
-    return device
 
 
 @click.command("fid")
@@ -70,7 +56,7 @@ def fid(generator, generator_options, checkpoint, cfg, num_samples, seed, sample
     if bool(generator) == bool(samples):
         raise LinaBenchError("give exactly one of --generator G or --samples DIR|NPZ")
     reference, weights = load_reference(ref), check_weights(inception_weights)
-    device = _init_distributed(resolve_device(device))
+    device = init_distributed(resolve_device(device))
     options = FidOptions(batch_size, shard_size, is_convention, not no_kid, not no_pr,
                          Path(save_png) if save_png else None, Path(save_npz) if save_npz else None)
     if generator:

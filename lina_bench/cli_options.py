@@ -1,7 +1,8 @@
-"""Options shared by the cost commands (``flops`` and ``speed``): how to name a module or a generator."""
+"""Options shared by the commands: modules, generators, key=value pairs, torchrun set-up."""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable
 
@@ -36,36 +37,36 @@ def parse_assignments(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
     return options
 
 
-def module_options(fn: Callable) -> Callable:
-    """--variant/--dim/--heads/--grid/--prefix/--batch/--option, as in ``lina-bench flops module``."""
-    decorators = [
-        click.option("--variant", required=True, help="Attention variant (lina-bench list attention)."),
-        click.option("--dim", type=click.IntRange(min=1), required=True, help="Width C."),
-        click.option("--heads", type=click.IntRange(min=1), required=True, help="Number of heads H."),
-        click.option("--grid", type=GridType(), required=True, help="Image-token grid, e.g. 64x64."),
-        click.option("--prefix", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Condition tokens before the image tokens."),
-        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True),
-        click.option("--option", "variant_options", multiple=True, metavar="KEY=VALUE",
-                     help="Variant option, e.g. decay=1d (repeatable)."),
-    ]
-    for decorator in reversed(decorators):
-        fn = decorator(fn)
-    return fn
+def option_group(*decorators: Callable) -> Callable[[Callable], Callable]:
+    """One decorator that applies click options in the order listed (as if stacked top to bottom)."""
+    def apply(fn: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+    return apply
 
 
-def generator_options(fn: Callable) -> Callable:
-    """--generator/--set/--attention/--checkpoint, to build a registered generator."""
-    decorators = [
-        click.option("--generator", required=True, help="Generator (lina-bench list generators)."),
-        click.option("--set", "generator_options", multiple=True, metavar="KEY=VALUE",
-                     help="Generator option, e.g. dim=64 (repeatable)."),
-        click.option("--attention", help="Attention variant, for generators that let it be chosen."),
-        click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local weights file."),
-    ]
-    for decorator in reversed(decorators):
-        fn = decorator(fn)
-    return fn
+# --variant/--dim/--heads/--grid/--prefix/--batch/--option, as in ``lina-bench flops module``.
+module_options = option_group(
+    click.option("--variant", required=True, help="Attention variant (lina-bench list attention)."),
+    click.option("--dim", type=click.IntRange(min=1), required=True, help="Width C."),
+    click.option("--heads", type=click.IntRange(min=1), required=True, help="Number of heads H."),
+    click.option("--grid", type=GridType(), required=True, help="Image-token grid, e.g. 64x64."),
+    click.option("--prefix", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Condition tokens before the image tokens."),
+    click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True),
+    click.option("--option", "variant_options", multiple=True, metavar="KEY=VALUE",
+                 help="Variant option, e.g. decay=1d (repeatable)."),
+)
+
+# --generator/--set/--attention/--checkpoint, to build a registered generator.
+generator_options = option_group(
+    click.option("--generator", required=True, help="Generator (lina-bench list generators)."),
+    click.option("--set", "generator_options", multiple=True, metavar="KEY=VALUE",
+                 help="Generator option, e.g. dim=64 (repeatable)."),
+    click.option("--attention", help="Attention variant, for generators that let it be chosen."),
+    click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local weights file."),
+)
 
 
 def build_cli_generator(generator: str, pairs: tuple[str, ...], attention: str | None, checkpoint: str | None):
@@ -75,3 +76,16 @@ def build_cli_generator(generator: str, pairs: tuple[str, ...], attention: str |
     if attention:
         options["attention"] = attention
     return build_generator(generator, options, checkpoint)
+
+
+def init_distributed(device: str) -> str:
+    """Join the torchrun process group when there is one; returns this rank's device."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            torch.cuda.set_device(device)
+    return device

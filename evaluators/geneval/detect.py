@@ -79,8 +79,8 @@ def colour_classes(metadata: dict[str, Any]) -> set[str]:
     return {req["class"] for req in metadata.get("include", []) if "color" in req}
 
 
-def detect_image(image: Image.Image, metadata: dict[str, Any], detector: Detector,
-                 classifier: ColorClassifier | None, object_names: list[str]) -> tuple[list[dict[str, Any]], np.ndarray]:
+def detect_image(image: Image.Image, metadata: dict[str, Any], detector: Detector, classifier: ColorClassifier | None,
+                 object_names: list[str]) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Detections of one image as scorer records, and their (n, H, W) masks."""
     found = detector.detect(image)
     if len(found.labels) and (found.labels.min() < 0 or found.labels.max() >= len(object_names)):

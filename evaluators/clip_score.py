@@ -1,0 +1,106 @@
+"""CLIP score of text-to-image outputs: 100 x max(cos(image, text), 0), averaged (Hessel et al. 2021,
+with torchmetrics' scaling), from a local open_clip model.
+
+Prompts come from a GenEval metadata file (``.jsonl``, its ``prompt`` fields) or a text file with one
+prompt per line. A GenEval image folder is scored against each folder's original prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+
+from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators.base import EvalContext, Evaluator
+from lina_bench.evaluators.clip_model import DEFAULT_ARCH, ClipModel, load_clip
+from lina_bench.models.generator import sample_seed
+from lina_bench.provenance import file_sha256
+from lina_bench.schema import Metric
+
+DEFINITION = "100 * max(cos(image, text), 0), mean over images"
+
+
+def clip_scores(clip: ClipModel, images: Sequence[Image.Image], texts: Sequence[str],
+                batch_size: int = 32) -> torch.Tensor:
+    """(N,) CLIP scores of N (image, text) pairs."""
+    if len(images) != len(texts):
+        raise LinaBenchError(f"{len(images)} images but {len(texts)} texts")
+    scores = []
+    for start in range(0, len(images), batch_size):
+        image_features = clip.encode_images(images[start:start + batch_size])
+        text_features = clip.encode_texts(texts[start:start + batch_size])
+        scores.append(100 * (image_features * text_features).sum(dim=-1).clamp(min=0))
+    return torch.cat(scores) if scores else torch.zeros(0)
+
+
+def read_prompt_file(path: str | Path) -> list[str]:
+    """Prompts of a GenEval metadata file (.jsonl) or of a text file (one per line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LinaBenchError(f"prompt file not found: {path}")
+    if path.suffix == ".jsonl":
+        from lina_bench.evaluators.geneval.prompts import read_jsonl
+
+        rows = read_jsonl(path)
+        if not all(isinstance(r, dict) and isinstance(r.get("prompt"), str) for r in rows):
+            raise LinaBenchError(f"{path}: every line needs a 'prompt' text")
+        prompts = [r["prompt"] for r in rows]
+    else:
+        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise LinaBenchError(f"{path}: no prompts")
+    return prompts
+
+
+def folder_clip_scores(images: str | Path, clip: ClipModel, batch_size: int = 32) -> torch.Tensor:
+    """CLIP scores of every image of a GenEval image folder against its folder's prompt."""
+    from lina_bench.evaluators.geneval.detect import read_image
+    from lina_bench.evaluators.geneval.layout import scan_images
+
+    pairs = [(path, prompt.metadata["prompt"]) for prompt in scan_images(images) for path in prompt.images]
+    scores = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        scores.append(clip_scores(clip, [read_image(p) for p, _ in chunk], [t for _, t in chunk], batch_size))
+    return torch.cat(scores)
+
+
+class ClipScore(Evaluator):
+    """Mean CLIP score of a text-to-image generator over a prompt file."""
+
+    scope = "generator"
+
+    def __init__(self, prompts: str, clip_model: str = DEFAULT_ARCH, clip_weights: str | None = None,
+                 images_per_prompt: int = 1, batch_size: int = 8) -> None:
+        self.prompt_file = Path(prompts)
+        self.prompts = read_prompt_file(prompts)
+        if images_per_prompt < 1 or batch_size < 1:
+            raise LinaBenchError("images_per_prompt and batch_size must be >= 1")
+        self.clip_model, self.clip_weights = clip_model, clip_weights
+        self.images_per_prompt, self.batch_size = images_per_prompt, batch_size
+
+    def protocol(self) -> dict[str, Any]:
+        return {"metric": DEFINITION, "prompts": self.prompt_file.name,
+                "prompts_sha256": file_sha256(self.prompt_file), "images_per_prompt": self.images_per_prompt,
+                "clip_model": self.clip_model}
+
+    def evaluate(self, generator, context: EvalContext) -> list[Metric]:
+        if generator.info().conditioning != "text":
+            raise LinaBenchError("the CLIP score needs a text-to-image generator")
+        clip = load_clip(self.clip_model, self.clip_weights, context.device)
+        items = [(i, j) for i in range(len(self.prompts)) for j in range(self.images_per_prompt)]
+        scores = []
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start:start + self.batch_size]
+            texts = [self.prompts[i] for i, _ in batch]
+            images = generator.sample(texts, [sample_seed(context.seed, i, j) for i, j in batch])
+            pil = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in images]
+            scores.append(clip_scores(clip, pil, texts, self.batch_size))
+        values = torch.cat(scores)
+        return [Metric("clip_score", float(values.mean()), "1", True),
+                Metric("clip_score_std", float(values.std(unbiased=False)), "1"),
+                Metric("clip_score_images", float(len(values)), "count")]
+
