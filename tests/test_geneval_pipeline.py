@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import run_cli, run_console
 from geneval_helpers import (
     METADATA,
     OBJECT_NAMES,
@@ -27,13 +26,15 @@ from PIL import Image
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.clip_model import load_clip
-from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval import detect as detect_module
+from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval.colors import TEMPLATES, ColorClassifier
 from lina_bench.evaluators.geneval.detectors import TransformersDetector, instances_from_queries, mask_boxes
 from lina_bench.evaluators.geneval.pipeline import DetectSettings, detect, find_cache
 from lina_bench.evaluators.geneval.prompts import load_prompts
 from lina_bench.evaluators.geneval.scoring import COLORS
+
+from cli_helpers import run_cli, run_console
 
 SHARED_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "geneval" / "evaluation_metadata.jsonl"
 LOW = ("--option", "threshold=0.05", "--option", "counting_threshold=0.1")  # random models score ~0.1
