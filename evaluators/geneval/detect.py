@@ -45,8 +45,10 @@ class DetectionCache:
     def path(self, prompt: PromptImages, image: Path) -> Path:
         return self.folder / prompt.folder.name / f"{image.stem}.json"
 
-    def load(self, prompt: PromptImages, image: Path, image_sha256: str | None = None) -> dict[str, Any] | None:
-        """The cached entry of ``image`` if there is a readable one for the same image bytes."""
+    def load(self, prompt: PromptImages, image: Path) -> dict[str, Any] | None:
+        """The cached entry of ``image`` if there is a readable one for the same image bytes.
+
+        The image's size and mtime are compared first; only when they changed is its sha256 read."""
         path = self.path(prompt, image)
         if not path.is_file():
             return None
@@ -54,9 +56,9 @@ class DetectionCache:
             entry = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
-        if entry.get("image_sha256") != (image_sha256 or file_sha256(image)):
-            return None
-        return entry
+        if entry.get("image_stat") == image_stat(image):
+            return entry
+        return entry if entry.get("image_sha256") == file_sha256(image) else None
 
     def save(self, prompt: PromptImages, image: Path, entry: dict[str, Any]) -> None:
         path = self.path(prompt, image)
@@ -64,6 +66,12 @@ class DetectionCache:
         if not (self.folder / "identity.json").is_file():
             write_text_atomic(self.folder / "identity.json", json.dumps(self.identity, indent=2, sort_keys=True))
         write_text_atomic(path, json.dumps(entry))
+
+
+def image_stat(path: Path) -> list[int]:
+    """[size, mtime_ns]: a cheap check that an image file is unchanged."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def read_image(path: Path) -> Image.Image:
@@ -105,17 +113,13 @@ def detect_folder(prompts: list[PromptImages], detector: Detector, classifier: C
     readable image's detections are saved."""
     rank, world = rank_and_world()
     mine = [p for p in prompts if p.index % world == rank]
-    todo = []
-    for prompt in mine:
-        for image in prompt.images:
-            digest = file_sha256(image)
-            if cache.load(prompt, image, digest) is None:
-                todo.append((prompt, image, digest))
+    todo = [(prompt, image) for prompt in mine for image in prompt.images if cache.load(prompt, image) is None]
     total = sum(len(p.images) for p in mine)
     failures = []
     with tqdm(total=total, initial=total - len(todo), unit="image", desc="geneval detect",
               disable=not progress or rank != 0) as bar:
-        for prompt, image_path, digest in todo:
+        for prompt, image_path in todo:
+            stat, digest = image_stat(image_path), file_sha256(image_path)
             try:
                 image = read_image(image_path)
             except LinaBenchError as exc:
@@ -123,8 +127,8 @@ def detect_folder(prompts: list[PromptImages], detector: Detector, classifier: C
                 bar.update(1)
                 continue
             records, masks = detect_image(image, prompt.metadata, detector, classifier, object_names)
-            entry = {"image": prompt.image_id(image_path), "image_sha256": digest, "size": [image.width, image.height],
-                     "detections": records}
+            entry = {"image": prompt.image_id(image_path), "image_sha256": digest, "image_stat": stat,
+                     "size": [image.width, image.height], "detections": records}
             if save_masks:
                 mask_file = cache.path(prompt, image_path).with_suffix(".masks.npz")
                 mask_file.parent.mkdir(parents=True, exist_ok=True)
