@@ -85,7 +85,7 @@ def load_clip(model: str | Path = DEFAULT_ARCH, weights: str | Path | None = Non
         identity = {"clip_model": str(model)}
     try:
         clip, _, preprocess = open_clip.create_model_and_transforms(name, device=device, weights_only=True, **kwargs)
-    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+    except (RuntimeError, KeyError, ValueError, OSError, AssertionError) as exc:  # open_clip asserts on shapes
         raise LinaBenchError(f"cannot load CLIP weights {weight_file} into {model}: {str(exc)[:300]}") from exc
     identity["clip_weights_sha256"] = file_sha256(weight_file)
     return ClipModel(clip.eval(), preprocess, open_clip.get_tokenizer(name), device, identity)
