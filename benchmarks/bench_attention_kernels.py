@@ -18,9 +18,7 @@ bandwidth as a fraction of the card's peak.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
-import re
 from pathlib import Path
 
 import torch
@@ -30,6 +28,8 @@ from lina_bench.evaluators.timing import time_calls
 from lina_bench.kernels import decayed_linear_attention, lina_attention, lina_attention_naive
 from lina_bench.models import attention
 from lina_bench.provenance import cpu_model
+
+from bench_output import results_dir, write_csv
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 # Nominal peak memory bandwidth (bytes/s) of cards we may be lent, from their data sheets.
@@ -147,15 +147,8 @@ def main() -> None:
     for n in args.tokens:
         rows += kernel_rows(n, args, device, dtype) + module_rows(n, args, device, dtype)
         print(f"done N={n}", flush=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", card.split(" (")[0]).strip("-").lower()
-    out = args.out or Path(__file__).parent / "results" / f"{'gpu' if device.startswith('cuda') else 'cpu'}-{slug}"
-    out.mkdir(parents=True, exist_ok=True)
-    fields = sorted({key for row in rows for key in row}, key=lambda k: list(rows[0]).index(k)
-                    if k in rows[0] else 100)
-    with open(out / "attention_kernels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    out = results_dir(card, device.startswith("cuda"), args.out)
+    write_csv(out / "attention_kernels.csv", rows)
     lines = [f"# Attention kernel benchmark on {card}", "",
              f"torch {torch.__version__}, python {platform.python_version()}, width {args.width}, "
              f"{args.heads} heads, batch {args.batch}, {args.dtype}, median of {args.repeats} calls.", "",

@@ -15,9 +15,7 @@ random-init Inception is used: the timing and memory do not depend on the weight
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,8 @@ import numpy as np
 import torch
 
 from lina_bench.provenance import cpu_model
+
+from bench_output import results_dir, write_csv
 
 MEMORY_CHILD = """
 import json, sys
@@ -116,13 +116,8 @@ def main() -> None:
                  "ours": peaks[0], "torch-fidelity": peaks[1], "ratio": peaks[1] / peaks[0]})
 
     device = f"{cpu_model()} ({torch.get_num_threads()} threads)"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device.split(" (")[0]).strip("-").lower()
-    out_dir = args.out or Path(__file__).parent / "results" / f"cpu-{slug}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "fid_pipeline.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    out_dir = results_dir(device, out=args.out)
+    write_csv(out_dir / "fid_pipeline.csv", rows)
     lines = [f"# FID pipeline benchmark on {device}", "",
              f"torch-fidelity {torch_fidelity.__version__}, batch size {args.batch_size}, 64x64 inputs. Extraction: "
              "ours vs `torch_fidelity.calculate_metrics` (ratio = ours / theirs; goal <= 1.05). Memory row: "

@@ -16,9 +16,7 @@ Writes CSV + markdown under benchmarks/results/<device>/.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,8 @@ from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval.results import result_row
 from lina_bench.evaluators.geneval.scoring import ScoringOptions
 from lina_bench.provenance import cpu_model
+
+from bench_output import results_dir, write_csv
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "geneval" / "official_scores.json"
 
@@ -140,13 +140,8 @@ def main() -> None:
             rows.append(fn(n))
             print(rows[-1])
     device = cpu_model()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device.split(" (")[0]).strip("-").lower()
-    out_dir = args.out or Path(__file__).parent / "results" / f"cpu-{slug}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "geneval.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    out_dir = results_dir(device, out=args.out)
+    write_csv(out_dir / "geneval.csv", rows)
     lines = [f"# GenEval throughput on {device}, {torch.get_num_threads()} threads", "",
              "| stage | items | seconds | per second | note |", "|---|---|---|---|---|"]
     lines += [f"| {r['stage']} | {r['items']} | {r['seconds']} | {r['per_second']} | {r['note']} |" for r in rows]

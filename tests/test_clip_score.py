@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_cli
-from geneval_helpers import METADATA, tiny_clip, tiny_mask2former, write_image_folder, write_prompt_files
 from PIL import Image
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.clip_model import load_clip
 from lina_bench.evaluators.clip_score import clip_scores, read_prompt_file
+
+from cli_helpers import run_cli
+from geneval_helpers import METADATA, tiny_clip, tiny_mask2former, write_image_folder, write_prompt_files
 
 
 @pytest.fixture(scope="module")

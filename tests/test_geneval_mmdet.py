@@ -12,12 +12,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_cli
-from geneval_helpers import METADATA, tiny_clip, write_image_folder
 from PIL import Image
 
 from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval.detectors import MmdetDetector, instances_from_queries, mask_boxes
+
+from cli_helpers import run_cli
+from geneval_helpers import METADATA, tiny_clip, write_image_folder
 
 pytestmark = pytest.mark.mmdet
 pytest.importorskip("mmcv.ops", reason="mmdet backend not installed (scripts/install_mmdet.sh)")

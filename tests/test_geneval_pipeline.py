@@ -14,14 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from geneval_helpers import (
-    METADATA,
-    OBJECT_NAMES,
-    tiny_clip,
-    tiny_mask2former,
-    write_image_folder,
-    write_prompt_files,
-)
 from PIL import Image
 
 from lina_bench.errors import LinaBenchError
@@ -35,6 +27,14 @@ from lina_bench.evaluators.geneval.prompts import load_prompts
 from lina_bench.evaluators.geneval.scoring import COLORS
 
 from cli_helpers import run_cli, run_console
+from geneval_helpers import (
+    METADATA,
+    OBJECT_NAMES,
+    tiny_clip,
+    tiny_mask2former,
+    write_image_folder,
+    write_prompt_files,
+)
 
 SHARED_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "geneval" / "evaluation_metadata.jsonl"
 LOW = ("--option", "threshold=0.05", "--option", "counting_threshold=0.1")  # random models score ~0.1
