@@ -105,6 +105,9 @@ class TransformersDetector(Detector):
 
     def __init__(self, weights: str | Path, object_names: list[str], device: str = "cpu") -> None:
         from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our stages show their own progress
 
         folder = Path(weights)
         if not (folder / "config.json").is_file():
