@@ -261,6 +261,18 @@ def test_missing_weights_and_bad_prompt_files_are_clear_errors(assets, tmp_path)
         load_prompts(assets["metadata"], rewrites=rewrites)
 
 
+def test_colour_model_is_needed_only_for_colour_prompts(assets, tmp_path):
+    names = assets["metadata"].with_name("object_names.txt")
+    no_colour = write_image_folder(tmp_path / "plain", METADATA[:3], images_per_prompt=1)
+    settings = DetectSettings(detector_weights=str(assets["m2f"]))  # no CLIP weights at all
+    cache = detect(no_colour, tmp_path / "out", settings, names, progress=False)
+    assert cache.identity["colors"] is None and len(list(cache.folder.glob("*/*.json"))) == 3
+    coloured = write_image_folder(tmp_path / "coloured", METADATA[3:4], images_per_prompt=1)
+    with pytest.raises(LinaBenchError, match="needs a local weights file"):
+        detect(coloured, tmp_path / "out2", settings, names, progress=False)
+    assert not (tmp_path / "out2").exists()  # failed before detecting anything
+
+
 def test_generation_folder_refuses_other_settings(assets, tmp_path):
     out = tmp_path / "out"
     assert run_cli(*_run_args(assets, out))[0] == 0

@@ -19,7 +19,7 @@ from lina_bench.evaluators.base import EvalContext, Evaluator
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, load_clip
 from lina_bench.evaluators.distributed import rank_and_world
 from lina_bench.evaluators.geneval.colors import DEFAULT_BGCOLOR, ColorClassifier
-from lina_bench.evaluators.geneval.detect import DetectionCache, detect_folder
+from lina_bench.evaluators.geneval.detect import DetectionCache, colour_classes, detect_folder
 from lina_bench.evaluators.geneval.detectors import build_detector
 from lina_bench.evaluators.geneval.generate import GENERATION_FILE, generate_images
 from lina_bench.evaluators.geneval.layout import scan_images, write_text_atomic
@@ -46,25 +46,30 @@ class DetectSettings:
     detector_options: dict[str, Any] = field(default_factory=dict)
 
 
-def open_cache(out: str | Path, settings: DetectSettings, object_names: list[str],
-               device: str = "cpu") -> tuple[DetectionCache, Any, ColorClassifier]:
-    """Build the detector and colour classifier and the cache folder keyed by both."""
+def open_cache(out: str | Path, settings: DetectSettings, object_names: list[str], device: str = "cpu",
+               need_colors: bool = True) -> tuple[DetectionCache, Any, ColorClassifier | None]:
+    """Build the detector, the colour classifier (only when ``need_colors``) and the cache folder keyed
+    by both."""
     options = dict(settings.detector_options)
     if settings.mmdet_config:
         options["config"] = settings.mmdet_config
+    classifier = None
+    if need_colors:  # before the detector: a missing CLIP file fails fast
+        classifier = ColorClassifier(load_clip(settings.clip_model, settings.clip_weights, device), settings.bgcolor,
+                                     settings.crop)
     detector = build_detector(settings.detector, settings.detector_weights, object_names, device, **options)
-    classifier = ColorClassifier(load_clip(settings.clip_model, settings.clip_weights, device), settings.bgcolor,
-                                 settings.crop)
-    identity = {"detector": detector.identity, "colors": classifier.identity}
+    identity = {"detector": detector.identity, "colors": None if classifier is None else classifier.identity}
     return DetectionCache.under(Path(out) / CACHE_DIR, identity), detector, classifier
 
 
 def detect(images: str | Path, out: str | Path, settings: DetectSettings, object_names: str | Path,
            device: str = "cpu", progress: bool = True) -> DetectionCache:
-    """Stage 2 over a GenEval image folder; returns the cache the detections are in."""
+    """Stage 2 over a GenEval image folder; returns the cache the detections are in. The colour model
+    is loaded only when some prompt of the folder asks for a colour."""
     names = load_object_names(object_names)
     prompts = scan_images(images)
-    cache, detector, classifier = open_cache(out, settings, names, device)
+    need_colors = any(colour_classes(p.metadata) for p in prompts)
+    cache, detector, classifier = open_cache(out, settings, names, device, need_colors)
     detect_folder(prompts, detector, classifier, cache, names, settings.save_masks, progress)
     return cache
 
