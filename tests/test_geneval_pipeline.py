@@ -300,6 +300,26 @@ def test_two_gloo_processes_generate_the_same_images_as_one(assets, tmp_path):
     assert all(np.array_equal(np.asarray(Image.open(x)), np.asarray(Image.open(y))) for x, y in zip(a, b, strict=True))
 
 
+def test_two_gloo_processes_detect_the_same_as_one(assets, tmp_path):
+    images = write_image_folder(tmp_path / "images", images_per_prompt=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["geneval", "detect", str(images), "--object-names", str(assets["metadata"].with_name("object_names.txt")),
+            "--detector-weights", str(assets["m2f"]), "--clip-model", str(assets["clip"]), "--device", "cpu"]
+    one = subprocess.run([sys.executable, "-m", "lina_bench.cli", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "lina_bench.cli", *args, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = find_cache(tmp_path / "one"), find_cache(tmp_path / "two")
+    entries = sorted(p.relative_to(a.folder) for p in a.folder.glob("*/*.json"))
+    assert len(entries) == 6 and entries == sorted(p.relative_to(b.folder) for p in b.folder.glob("*/*.json"))
+    for entry in entries:
+        x, y = json.loads((a.folder / entry).read_text()), json.loads((b.folder / entry).read_text())
+        assert x["detections"] == y["detections"]
+
+
 @pytest.mark.skipif(not SHARED_METADATA.is_file(), reason="the official metadata copy in ../shared is absent")
 def test_all_553_official_prompts_load():
     prompts = load_prompts(SHARED_METADATA)
