@@ -88,6 +88,16 @@ class Verdict:
     reason: str
 
 
+def _named_records(items: Any, where: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(location, record) for each item of a list of ``{"class": name, ...}`` records; else a clear error."""
+    if not isinstance(items, (list, tuple)):
+        raise LinaBenchError(f"{where}: expected a list, got {type(items).__name__}")
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("class"), str):
+            raise LinaBenchError(f"{where}[{i}] needs a 'class' name")
+    return [(f"{where}[{i}]", item) for i, item in enumerate(items)]
+
+
 def check_metadata(metadata: Any, where: str = "metadata") -> None:
     """Clear errors for a metadata line the scorer cannot judge (fields, counts, colours, positions)."""
     if not isinstance(metadata, Mapping):
@@ -96,13 +106,7 @@ def check_metadata(metadata: Any, where: str = "metadata") -> None:
     if missing:
         raise LinaBenchError(f"{where}: missing field(s) {', '.join(missing)}")
     for clause in ("include", "exclude"):
-        reqs = metadata.get(clause, [])
-        if not isinstance(reqs, list):
-            raise LinaBenchError(f"{where}: {clause!r} must be a list")
-        for i, req in enumerate(reqs):
-            at = f"{where}: {clause}[{i}]"
-            if not isinstance(req, Mapping) or not isinstance(req.get("class"), str):
-                raise LinaBenchError(f"{at} needs a 'class' name")
+        for i, (at, req) in enumerate(_named_records(metadata.get(clause, []), f"{where}: {clause}")):
             count = req.get("count")
             if not isinstance(count, int) or isinstance(count, bool) or count < 1:
                 raise LinaBenchError(f"{at} needs an integer 'count' >= 1, got {count!r}")
@@ -118,12 +122,7 @@ def check_metadata(metadata: Any, where: str = "metadata") -> None:
 
 def check_detections(detections: Any, where: str = "detections") -> None:
     """Clear errors for detections that are not ``{"class", "score", "box", "color"}`` records."""
-    if not isinstance(detections, (list, tuple)):
-        raise LinaBenchError(f"{where}: expected a list, got {type(detections).__name__}")
-    for i, det in enumerate(detections):
-        at = f"{where}[{i}]"
-        if not isinstance(det, Mapping) or not isinstance(det.get("class"), str):
-            raise LinaBenchError(f"{at} needs a 'class' name")
+    for at, det in _named_records(detections, where):
         score = det.get("score")
         if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
             raise LinaBenchError(f"{at}: score must be a finite number, got {score!r}")
