@@ -16,7 +16,6 @@ from PIL import Image
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.base import EvalContext, Evaluator
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, ClipModel, load_clip
-from lina_bench.models.generator import sample_seed
 from lina_bench.provenance import file_sha256
 from lina_bench.schema import Metric
 
@@ -34,6 +33,13 @@ def clip_scores(clip: ClipModel, images: Sequence[Image.Image], texts: Sequence[
         text_features = clip.encode_texts(texts[start:start + batch_size])
         scores.append(100 * (image_features * text_features).sum(dim=-1).clamp(min=0))
     return torch.cat(scores) if scores else torch.zeros(0)
+
+
+def clip_score_metrics(scores: torch.Tensor) -> list[Metric]:
+    """Mean, population std and count of per-image CLIP scores."""
+    return [Metric("clip_score", float(scores.mean()), "1", True),
+            Metric("clip_score_std", float(scores.std(unbiased=False)), "1"),
+            Metric("clip_score_images", float(len(scores)), "count")]
 
 
 def read_prompt_file(path: str | Path) -> list[str]:
@@ -88,19 +94,12 @@ class ClipScore(Evaluator):
                 "clip_model": self.clip_model}
 
     def evaluate(self, generator, context: EvalContext) -> list[Metric]:
-        if generator.info().conditioning != "text":
-            raise LinaBenchError("the CLIP score needs a text-to-image generator")
+        from lina_bench.evaluators.geneval.generate import check_text_generator, draw
+
+        check_text_generator(generator, "The CLIP score")
         clip = load_clip(self.clip_model, self.clip_weights, context.device)
         items = [(i, j) for i in range(len(self.prompts)) for j in range(self.images_per_prompt)]
-        scores = []
-        for start in range(0, len(items), self.batch_size):
-            batch = items[start:start + self.batch_size]
-            texts = [self.prompts[i] for i, _ in batch]
-            images = generator.sample(texts, [sample_seed(context.seed, i, j) for i, j in batch])
-            pil = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in images]
-            scores.append(clip_scores(clip, pil, texts, self.batch_size))
-        values = torch.cat(scores)
-        return [Metric("clip_score", float(values.mean()), "1", True),
-                Metric("clip_score_std", float(values.std(unbiased=False)), "1"),
-                Metric("clip_score_images", float(len(values)), "count")]
+        scores = [clip_scores(clip, images, [self.prompts[i] for i, _ in batch], self.batch_size)
+                  for batch, images in draw(generator, self.prompts, items, context.seed, self.batch_size)]
+        return clip_score_metrics(torch.cat(scores))
 

@@ -38,7 +38,7 @@ from lina_bench.evaluators.fid_metrics import (
 from lina_bench.evaluators.fid_reference import Reference, write_npz
 from lina_bench.evaluators.fid_sources import SampleSource
 from lina_bench.evaluators.inception import EXTRACTOR, InceptionFeatures
-from lina_bench.models.generator import UINT8_CONVENTION
+from lina_bench.models.generator import UINT8_CONVENTION, to_pil
 from lina_bench.provenance import file_sha256
 from lina_bench.schema import Metric, canonical_json
 
@@ -143,11 +143,9 @@ class ShardedFeatures:
     def _save_images(self, indices: range, images: torch.Tensor) -> None:
         if self.options.save_png is None:
             return
-        from PIL import Image
-
         self.options.save_png.mkdir(parents=True, exist_ok=True)
         for i, image in zip(indices, images, strict=True):
-            Image.fromarray(image.permute(1, 2, 0).numpy()).save(self.options.save_png / f"{i:06d}.png")
+            to_pil(image).save(self.options.save_png / f"{i:06d}.png")
 
     def load(self) -> dict[str, np.ndarray]:
         """All features in sample order (rank 0, after every shard is done)."""

@@ -171,11 +171,12 @@ def run_cmd(metadata, object_names, rewrites, generator, generator_options, atte
             no_crop, save_masks, score_options, as_json, out_dir, device) -> None:
     """generate + detect + score for a registered text-to-image generator."""
     from lina_bench.evaluators.geneval.pipeline import detect
+    from lina_bench.evaluators.geneval.prompts import object_names_path
     from lina_bench.runner import resolve_device
 
     device = init_distributed(resolve_device(device))
     images = images or str(Path(out_dir) / "geneval-images")
-    names = object_names or str(Path(metadata).with_name("object_names.txt"))
+    names = object_names_path(metadata, object_names)
     from lina_bench.evaluators.geneval.scoring import ScoringOptions
 
     ScoringOptions.parse(parse_assignments(score_options, "--option"))  # fail before hours of generation
@@ -199,17 +200,14 @@ def clip_score_cmd(images, clip_model, clip_weights, batch_size, as_json, out_di
     """CLIP score of a GenEval-layout image folder against each prompt folder's prompt."""
     from lina_bench.evaluators.base import EvalContext
     from lina_bench.evaluators.clip_model import load_clip
-    from lina_bench.evaluators.clip_score import DEFINITION, folder_clip_scores
+    from lina_bench.evaluators.clip_score import DEFINITION, clip_score_metrics, folder_clip_scores
     from lina_bench.runner import record_single, resolve_device
-    from lina_bench.schema import Metric
     from lina_bench.suite import Entry, Job
 
     device = resolve_device(device)
     clip = load_clip(clip_model, clip_weights, device)
     scores = folder_clip_scores(images, clip, batch_size)
-    metrics = [Metric("clip_score", float(scores.mean()), "1", True),
-               Metric("clip_score_std", float(scores.std(unbiased=False)), "1"),
-               Metric("clip_score_images", float(len(scores)), "count")]
+    metrics = clip_score_metrics(scores)
     protocol = {"metric": DEFINITION, **clip.identity, "images": len(scores)}
     config = {"evaluator": {"name": "clip-score", "options": {}}, "images": str(Path(images).resolve()),
               "clip": clip.identity}

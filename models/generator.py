@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from PIL import Image
 from torch import nn
 
 from lina_bench import registry
@@ -80,6 +81,11 @@ def placeholder_conditions(info: GeneratorInfo, count: int) -> list[int] | list[
     if info.conditioning == "class":
         return [i % (info.num_classes or 1) for i in range(count)]
     return [f"a photo of object number {i}" for i in range(count)]
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """One uint8 (3, H, W) image -> a PIL RGB image."""
+    return Image.fromarray(image.permute(1, 2, 0).numpy())
 
 
 class NonFiniteImages(LinaBenchError):

@@ -14,7 +14,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from PIL import Image
 from tqdm import tqdm
@@ -23,7 +23,7 @@ from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.distributed import barrier, rank_and_world
 from lina_bench.evaluators.geneval.layout import METADATA_FILE, prompt_folder, sample_path, write_text_atomic
 from lina_bench.evaluators.geneval.prompts import Prompts
-from lina_bench.models.generator import Generator, sample_seed
+from lina_bench.models.generator import Generator, sample_seed, to_pil
 from lina_bench.schema import canonical_json
 
 GENERATION_FILE = "generation.json"
@@ -60,36 +60,51 @@ def _save_png(path: Path, image: Image.Image) -> None:
     tmp.replace(path)
 
 
+def draw(generator: Generator, texts: Sequence[str], items: Sequence[tuple[int, int]], seed: int,
+         batch_size: int) -> Iterator[tuple[list[tuple[int, int]], list[Image.Image]]]:
+    """Image j of prompt i for each (i, j) in ``items``, drawn in batches with ``sample_seed(seed, i, j)``:
+    yields (batch items, their images)."""
+    for start in range(0, len(items), batch_size):
+        batch = list(items[start:start + batch_size])
+        images = generator.sample([texts[i] for i, _ in batch], [sample_seed(seed, i, j) for i, j in batch])
+        yield batch, [to_pil(image) for image in images]
+
+
+def check_text_generator(generator: Generator, what: str) -> None:
+    info = generator.info()
+    if info.conditioning != "text":
+        raise LinaBenchError(f"{what} needs a text-to-image generator; {info.family!r} is "
+                             f"{info.conditioning}-conditioned")
+
+
 def generate_images(generator: Generator, prompts: Prompts, out: str | Path, images_per_prompt: int = 4,
                     seed: int = 0, batch_size: int = 4, progress: bool = True) -> int:
     """Draw the missing images of this rank's prompts into ``out``; returns how many were drawn."""
-    if generator.info().conditioning != "text":
-        raise LinaBenchError(f"GenEval needs a text-to-image generator; {generator.info().family!r} is "
-                             f"{generator.info().conditioning}-conditioned")
+    check_text_generator(generator, "GenEval")
     if images_per_prompt < 1 or batch_size < 1:
         raise LinaBenchError("images per prompt and batch size must be >= 1")
     out = Path(out)
     record = generation_record(generator, prompts, images_per_prompt, seed)
-    if rank_and_world()[0] == 0:
+    rank, world = rank_and_world()
+    if rank == 0:  # writes generation.json for a new folder
         _check_record(out, record)
     barrier()
-    _check_record(out, record)
-    rank, world = rank_and_world()
+    if rank != 0:
+        _check_record(out, record)
+    mine = range(rank, len(prompts.metadata), world)
     todo = []
-    for i in range(rank, len(prompts.metadata), world):
+    for i in mine:
         folder = prompt_folder(out, i)
         (folder / "samples").mkdir(parents=True, exist_ok=True)
         if not (folder / METADATA_FILE).is_file():
             write_text_atomic(folder / METADATA_FILE, json.dumps(prompts.metadata[i]))
         todo += [(i, j) for j in range(images_per_prompt) if not sample_path(out, i, j).is_file()]
-    total = sum(images_per_prompt for _ in range(rank, len(prompts.metadata), world))
+    total = len(mine) * images_per_prompt
     with tqdm(total=total, initial=total - len(todo), unit="image", desc="geneval generate",
               disable=not progress or rank != 0) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            images = generator.sample([prompts.texts[i] for i, _ in batch], [sample_seed(seed, i, j) for i, j in batch])
+        for batch, images in draw(generator, prompts.texts, todo, seed, batch_size):
             for (i, j), image in zip(batch, images, strict=True):
-                _save_png(sample_path(out, i, j), Image.fromarray(image.permute(1, 2, 0).numpy()))
+                _save_png(sample_path(out, i, j), image)
             bar.update(len(batch))
     barrier()
     return len(todo)

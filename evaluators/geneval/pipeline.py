@@ -23,7 +23,7 @@ from lina_bench.evaluators.geneval.detect import DetectionCache, colour_classes,
 from lina_bench.evaluators.geneval.detectors import build_detector
 from lina_bench.evaluators.geneval.generate import GENERATION_FILE, generate_images
 from lina_bench.evaluators.geneval.layout import scan_images, write_text_atomic
-from lina_bench.evaluators.geneval.prompts import load_object_names, load_prompts
+from lina_bench.evaluators.geneval.prompts import load_object_names, load_prompts, object_names_path
 from lina_bench.evaluators.geneval.results import Summary, score_folder, summarize, write_results
 from lina_bench.evaluators.geneval.scoring import ScoringOptions
 from lina_bench.schema import Metric, canonical_json
@@ -103,10 +103,10 @@ def score(images: str | Path, out: str | Path, cache: DetectionCache, options: d
     parsed = ScoringOptions.parse(options)
     names = load_object_names(object_names) if object_names else None
     prompts = scan_images(images)
-    rows = score_folder(prompts, cache, parsed, names)
+    frame = score_folder(prompts, cache, parsed, names)
     out = Path(out)
-    results_path = write_results(out / "results.jsonl", rows)
-    summary = summarize(results_path)
+    results_path = write_results(out / "results.jsonl", frame)
+    summary = summarize(frame)
     generation_file = Path(images) / GENERATION_FILE
     generation = json.loads(generation_file.read_text()) if generation_file.is_file() else None
     protocol = {"benchmark": "geneval", "scorer": "djghosh13/geneval evaluate_images.py (af4902f) semantics",
@@ -128,7 +128,7 @@ class GenEval(Evaluator):
                  rewrites: str | None = None, images_per_prompt: int = 4, batch_size: int = 4,
                  options: dict | None = None) -> None:
         self.prompts = load_prompts(metadata, object_names, rewrites)
-        self.object_names_path = object_names or str(Path(metadata).with_name("object_names.txt"))
+        self.object_names_path = object_names_path(metadata, object_names)
         self.settings = DetectSettings(detector, detector_weights, clip_model=clip_model, clip_weights=clip_weights)
         self.options = ScoringOptions.parse(options)
         self.images_per_prompt, self.batch_size = images_per_prompt, batch_size

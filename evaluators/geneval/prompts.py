@@ -26,6 +26,11 @@ def _need_file(path: str | Path, what: str) -> Path:
     return path
 
 
+def object_names_path(metadata_path: str | Path, object_names: str | Path | None = None) -> Path:
+    """``object_names`` if given, else ``object_names.txt`` beside the metadata file."""
+    return Path(object_names) if object_names else Path(metadata_path).with_name(OBJECT_NAMES_FILE)
+
+
 def load_object_names(path: str | Path) -> list[str]:
     """The detector's class names in class-index order (GenEval's ``object_names.txt``)."""
     path = _need_file(path, "GenEval object names file")
@@ -67,7 +72,7 @@ def load_prompts(metadata_path: str | Path, object_names: str | Path | None = No
                  rewrites: str | Path | None = None) -> Prompts:
     """Read and check the metadata (every field, class and colour), the object names and the rewrites."""
     metadata_path = _need_file(metadata_path, "GenEval metadata file")
-    names_path = Path(object_names) if object_names else metadata_path.with_name(OBJECT_NAMES_FILE)
+    names_path = object_names_path(metadata_path, object_names)
     names = load_object_names(names_path)
     metadata = read_jsonl(metadata_path)
     if not metadata:

@@ -45,8 +45,8 @@ def result_row(filename: str, metadata: Mapping[str, Any], detections: Sequence[
 
 
 def score_folder(prompts: list[PromptImages], cache: DetectionCache, options: ScoringOptions,
-                 object_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Result records of every image from its cached detections; missing ones are a clear error."""
+                 object_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Result records (one row per image) from the cached detections; missing ones are a clear error."""
     rows, missing = [], []
     for prompt in prompts:
         for image in prompt.images:
@@ -59,16 +59,16 @@ def score_folder(prompts: list[PromptImages], cache: DetectionCache, options: Sc
     if missing:
         raise LinaBenchError(f"no current detections for {len(missing)} image(s) (e.g. {', '.join(missing[:3])}) in "
                              f"{cache.folder}; run the detect stage first")
-    return rows
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def write_results(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+def write_results(path: str | Path, results: pd.DataFrame) -> Path:
     """``results.jsonl`` as the official scorer writes it (pandas records, one per line), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as handle:
-        pd.DataFrame(rows, columns=list(COLUMNS)).to_json(handle, orient="records", lines=True)
+        results.to_json(handle, orient="records", lines=True)
     tmp.replace(path)
     return path
 

@@ -246,12 +246,6 @@ def _mentioned(metadata: Mapping[str, Any]) -> set[str]:
     return {req["class"] for clause in ("include", "exclude") for req in metadata.get(clause, [])}
 
 
-def judge(metadata: Mapping[str, Any], detections: Sequence[Mapping[str, Any]],
-          options: ScoringOptions) -> Verdict:
-    """:func:`score_image` on already-validated inputs and parsed options."""
-    return decide(metadata, kept_objects(detections, metadata["tag"], options, _mentioned(metadata)), options)
-
-
 def score_image(metadata: dict, detections: list[dict], options: dict | None = None) -> tuple[bool, str]:
     """GenEval's (correct, reason) for one image, exactly as the official scorer gives it.
 
@@ -262,5 +256,6 @@ def score_image(metadata: dict, detections: list[dict], options: dict | None = N
     """
     check_metadata(metadata)
     check_detections(detections)
-    verdict = judge(metadata, detections, ScoringOptions.parse(options))
+    parsed = ScoringOptions.parse(options)
+    verdict = decide(metadata, kept_objects(detections, metadata["tag"], parsed, _mentioned(metadata)), parsed)
     return verdict.correct, verdict.reason
