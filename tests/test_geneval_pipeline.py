@@ -246,6 +246,9 @@ def test_missing_weights_and_bad_prompt_files_are_clear_errors(assets, tmp_path)
     assert proc.returncode == 2 and "Mask2Former folder not found" in proc.stderr
     proc = run_console(*base, "--detector-weights", str(assets["m2f"]), "--clip-weights", str(tmp_path / "c.bin"))
     assert proc.returncode == 2 and "CLIP weights not found" in proc.stderr and "ViT-L/14" in proc.stderr
+    code, output = run_cli(*base, "--detector-weights", str(assets["m2f"]), "--clip-model", str(assets["clip"]),
+                           "--mmdet-config", str(names))
+    assert code == 2 and "--mmdet-config applies only to --detector mmdet" in output
     bad = write_prompt_files(tmp_path / "bad", [{"tag": "single_object", "include": [{"class": "unicorn",
                                                                                         "count": 1}], "prompt": "u"}])
     with pytest.raises(LinaBenchError, match="unknown class name.*'unicorn'"):

@@ -60,11 +60,14 @@ class DetectionCache:
             return entry
         return entry if entry.get("image_sha256") == file_sha256(image) else None
 
+    def write_identity(self) -> None:
+        """``identity.json``: which detector and colour model made the entries (read by ``find_cache``)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.folder / "identity.json", json.dumps(self.identity, indent=2, sort_keys=True))
+
     def save(self, prompt: PromptImages, image: Path, entry: dict[str, Any]) -> None:
         path = self.path(prompt, image)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not (self.folder / "identity.json").is_file():
-            write_text_atomic(self.folder / "identity.json", json.dumps(self.identity, indent=2, sort_keys=True))
         write_text_atomic(path, json.dumps(entry))
 
 
@@ -112,6 +115,8 @@ def detect_folder(prompts: list[PromptImages], detector: Detector, classifier: C
     Unreadable images are skipped and reported together at the end (LinaBenchError), after every
     readable image's detections are saved."""
     rank, world = rank_and_world()
+    if rank == 0:
+        cache.write_identity()
     mine = [p for p in prompts if p.index % world == rank]
     todo = [(prompt, image) for prompt in mine for image in prompt.images if cache.load(prompt, image) is None]
     total = sum(len(p.images) for p in mine)

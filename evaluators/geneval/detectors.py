@@ -190,10 +190,14 @@ BACKENDS = {"transformers": TransformersDetector, "mmdet": MmdetDetector}
 
 
 def build_detector(backend: str, weights: str | Path | None, object_names: list[str], device: str = "cpu",
-                   **options: Any) -> Detector:
+                   mmdet_config: str | Path | None = None) -> Detector:
     """The detector of ``backend`` with local ``weights``; a missing file is a clear error."""
     if backend not in BACKENDS:
         raise LinaBenchError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if weights is None:
         raise LinaBenchError(f"the {backend} detector needs local weights (--detector-weights)")
-    return BACKENDS[backend](weights, object_names, device, **options)
+    if backend == "mmdet":
+        return MmdetDetector(weights, object_names, device, mmdet_config)
+    if mmdet_config is not None:
+        raise LinaBenchError("--mmdet-config applies only to --detector mmdet")
+    return BACKENDS[backend](weights, object_names, device)

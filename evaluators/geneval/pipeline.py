@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +43,18 @@ class DetectSettings:
     bgcolor: str = DEFAULT_BGCOLOR
     crop: bool = True
     save_masks: bool = False
-    detector_options: dict[str, Any] = field(default_factory=dict)
 
 
 def open_cache(out: str | Path, settings: DetectSettings, object_names: list[str], device: str = "cpu",
                need_colors: bool = True) -> tuple[DetectionCache, Any, ColorClassifier | None]:
     """Build the detector, the colour classifier (only when ``need_colors``) and the cache folder keyed
     by both."""
-    options = dict(settings.detector_options)
-    if settings.mmdet_config:
-        options["config"] = settings.mmdet_config
     classifier = None
     if need_colors:  # before the detector: a missing CLIP file fails fast
         classifier = ColorClassifier(load_clip(settings.clip_model, settings.clip_weights, device), settings.bgcolor,
                                      settings.crop)
-    detector = build_detector(settings.detector, settings.detector_weights, object_names, device, **options)
+    detector = build_detector(settings.detector, settings.detector_weights, object_names, device,
+                              settings.mmdet_config)
     identity = {"detector": detector.identity, "colors": None if classifier is None else classifier.identity}
     return DetectionCache.under(Path(out) / CACHE_DIR, identity), detector, classifier
 
