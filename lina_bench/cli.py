@@ -11,9 +11,9 @@ import click
 from tqdm import tqdm
 
 from lina_bench import __version__, registry
+from lina_bench.cli_options import DEFAULT_OUT
 from lina_bench.errors import JobFailed, LinaBenchError
 
-DEFAULT_OUT = "lina-bench-out"
 MAX_PRINTED_ROWS = 60  # longer runs point to `lina-bench results` and their reports instead
 KINDS = {"attention": registry.attention, "generators": registry.generators, "evaluators": registry.evaluators,
          "reports": registry.reports}

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import click
 
-from lina_bench.cli_options import init_distributed, parse_assignments
-
-DEFAULT_OUT = "lina-bench-out"
+from lina_bench.cli_options import DEFAULT_OUT, init_distributed, parse_assignments
 
 
 @click.command("fid")

@@ -12,14 +12,13 @@ from pathlib import Path
 import click
 
 from lina_bench.cli_options import (
+    DEFAULT_OUT,
     build_cli_generator,
     generator_options,
     init_distributed,
     option_group,
     parse_assignments,
 )
-
-DEFAULT_OUT = "lina-bench-out"
 
 _prompt_options = option_group(
     click.option("--metadata", required=True, type=click.Path(dir_okay=False),

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import click
 import yaml
 
+DEFAULT_OUT = "lina-bench-out"  # where every command keeps its results store and work files
 GRID_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
