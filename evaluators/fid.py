@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.base import EvalContext, Evaluator
 from lina_bench.evaluators.distributed import barrier, rank_and_world
 from lina_bench.evaluators.fid_metrics import (
+    ADM_IS_SPLIT,
     IS_CONVENTIONS,
     feature_statistics,
     frechet_distance,
@@ -36,7 +38,7 @@ from lina_bench.evaluators.fid_metrics import (
     precision_recall,
 )
 from lina_bench.evaluators.fid_reference import Reference, write_npz
-from lina_bench.evaluators.fid_sources import SampleSource
+from lina_bench.evaluators.fid_sources import LINA_NPZ_ORDER, SampleSource, classes_per_is_split
 from lina_bench.evaluators.inception import EXTRACTOR, InceptionFeatures
 from lina_bench.models.generator import UINT8_CONVENTION, to_pil
 from lina_bench.provenance import file_sha256
@@ -44,6 +46,7 @@ from lina_bench.schema import Metric, canonical_json
 
 __all__ = ["Fid", "FidOptions", "compute_fid", "frechet_distance"]
 FEATURES = ("pool", "logits", "spatial")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -191,17 +194,34 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
     barrier()
     if rank_and_world()[0] != 0:
         return None
+    order = source.order()
     features = samples.load()
+    if order is not None:
+        features = {name: value[order] for name, value in features.items()}
     ref_features = ref_sharded.load() if ref_sharded is not None else None
+    labels = source.labels()
     if options.save_npz is not None:  # the samples are drawn again: deterministic, never all in memory
-        write_npz(options.save_npz, {}, source, options.batch_size)
+        write_npz(options.save_npz, {} if labels is None else {"arr_1": labels}, source, options.batch_size, order)
+    if options.is_convention == "adm":
+        _warn_blocked_labels(labels)
     metrics = _metrics(features, reference, ref_features, options)
     protocol = {**reference.protocol(), "extractor": EXTRACTOR, "inception_weights_sha256": weights_sha,
                 "is_convention": options.is_convention, "num_samples": len(source),
-                "seed": source.identity().get("seed"),
+                "seed": source.identity().get("seed"), "sample_order": source.order_name,
                 "uint8_convention": UINT8_CONVENTION, "pr_neighbourhood": 3 if options.precision_recall else None,
                 "kid": "poly3, 100 subsets of 1000" if options.kid and ref_features is not None else None}
     return FidResult(metrics, protocol, len(source))
+
+
+def _warn_blocked_labels(labels: np.ndarray | None) -> None:
+    """Warn when samples sorted by label leave each ADM IS split only some of the classes."""
+    if labels is None or len(labels) < 2 or (np.diff(labels) < 0).any():
+        return
+    seen, classes = classes_per_is_split(labels), len(np.unique(labels))
+    if seen < classes:
+        log.warning("the samples are sorted by class label: each %d-sample Inception Score split (ADM convention) "
+                    "sees only %d of %d classes, which caps IS near %d; shuffle them (LINA's npz order: %s) or "
+                    "use --is-convention torch-fidelity", ADM_IS_SPLIT, seen, classes, seen, LINA_NPZ_ORDER)
 
 
 def _metrics(features: dict[str, np.ndarray], reference: Reference, ref_features: dict[str, np.ndarray] | None,

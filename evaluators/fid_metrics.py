@@ -13,6 +13,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from lina_bench.errors import LinaBenchError
 
 IS_CONVENTIONS = ("adm", "torch-fidelity")
+ADM_IS_SPLIT = 5000  # ADM's evaluator scores IS over consecutive splits of this many samples
 
 
 def _clip_to_rank(values: np.ndarray) -> np.ndarray:
@@ -57,7 +58,7 @@ def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 def inception_score(logits: torch.Tensor, convention: str) -> tuple[float, float]:
     """(mean, std) Inception Score from (N, 1008) unbiased logits.
 
-    ``adm``: sequential splits of 5000 samples in the given order, the last one partial, mean of
+    ``adm``: sequential splits of ADM_IS_SPLIT (5000) samples in the given order, the last one partial, mean of
     exp(E KL) over splits (ADM's evaluator). ``torch-fidelity``: 10 equal splits after a shuffle
     with seed 2020 (torch-fidelity's default, computed by torch-fidelity).
     """
@@ -69,8 +70,8 @@ def inception_score(logits: torch.Tensor, convention: str) -> tuple[float, float
     # Own loop: torch-fidelity splits into equal parts, ADM into fixed 5000-sample parts.
     log_p = logits.double().cpu().log_softmax(dim=1)
     scores = []
-    for start in range(0, len(log_p), 5000):
-        part = log_p[start:start + 5000]
+    for start in range(0, len(log_p), ADM_IS_SPLIT):
+        part = log_p[start:start + ADM_IS_SPLIT]
         log_q = part.exp().mean(dim=0, keepdim=True).log()
         scores.append(float((part.exp() * (part - log_q)).sum(dim=1).mean().exp()))
     return float(np.mean(scores)), float(np.std(scores))

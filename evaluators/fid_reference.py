@@ -84,9 +84,10 @@ def load_reference(path: str | Path) -> Reference:
 
 
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray], images: SampleSource | None = None,
-              batch_size: int = 50) -> None:
+              batch_size: int = 50, order: np.ndarray | None = None) -> None:
     """An npz of ``arrays`` plus, from a sample source, ``arr_0`` (N, H, W, 3) uint8 streamed through a
-    memory-mapped .npy (never all in memory); written atomically."""
+    memory-mapped .npy (never all in memory); written atomically. With ``order`` (N,) sample indices,
+    ``arr_0[p]`` is sample ``order[p]`` (the images are still drawn in index order)."""
     path = Path(path)
     tmp_dir = path.parent / f".{path.name}.parts"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -98,9 +99,10 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], images: SampleSou
         first = images.images([0])
         shape = (len(images), first.shape[2], first.shape[3], 3)
         out = np.lib.format.open_memmap(tmp_dir / "arr_0.npy", mode="w+", dtype=np.uint8, shape=shape)
+        position = np.arange(len(images)) if order is None else np.argsort(order)
         for start in range(0, len(images), batch_size):
             stop = min(start + batch_size, len(images))
-            out[start:stop] = images.images(range(start, stop)).permute(0, 2, 3, 1).numpy()
+            out[position[start:stop]] = images.images(range(start, stop)).permute(0, 2, 3, 1).numpy()
         out.flush()
         del out
         members.append("arr_0")

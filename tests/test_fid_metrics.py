@@ -10,8 +10,15 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators import fid as fid_module
 from lina_bench.evaluators.fid import frechet_distance
-from lina_bench.evaluators.fid_metrics import feature_statistics, inception_score, precision_recall
+from lina_bench.evaluators.fid_metrics import (
+    feature_statistics,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+)
+from lina_bench.evaluators.fid_sources import lina_npz_order
 
 
 def test_unit_shift_in_2048_dimensions_is_2048():
@@ -97,3 +104,64 @@ def test_precision_recall_matches_torch_fidelity():
     theirs = prc_features_to_metric(a, b, prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=False,
                                     verbose=False)
     assert precision_recall(a, b, rows=64) == pytest.approx((theirs["precision"], theirs["recall"]), abs=1e-6)
+
+
+def confident_is_closed_form(labels: np.ndarray, split: int = 5000) -> float:
+    """IS of perfectly confident logits: per split exp(entropy of its class frequencies), averaged."""
+    scores = []
+    for start in range(0, len(labels), split):
+        counts = np.unique(labels[start:start + split], return_counts=True)[1]
+        p = counts / counts.sum()
+        scores.append(np.exp(-(p * np.log(p)).sum()))
+    return float(np.mean(scores))
+
+
+def test_inception_score_of_1000_classes_depends_on_sample_order():
+    """1000 classes x 50 confident samples. In label order each 5000-sample ADM split sees 100
+    classes (IS 100); in LINA's npz order (seed-1337 permutation) IS is 910.0016 (recorded)."""
+    labels = np.arange(50000) // 50
+    logits = torch.full((50000, 1000), -60.0)
+    logits[torch.arange(50000), torch.from_numpy(labels)] = 60.0
+    blocked, _ = inception_score(logits, "adm")
+    assert blocked == pytest.approx(100.0, rel=1e-9) == confident_is_closed_form(labels)
+    order = lina_npz_order(50000)
+    shuffled, _ = inception_score(logits[torch.from_numpy(order)], "adm")
+    assert shuffled == pytest.approx(confident_is_closed_form(labels[order]), rel=1e-9)
+    assert shuffled == pytest.approx(910.0016, abs=1e-4)
+    assert inception_score(logits, "torch-fidelity")[0] == pytest.approx(910.2911, abs=1e-4)
+
+
+def test_blocked_labels_warn_under_the_adm_convention(caplog):
+    with caplog.at_level("WARNING", logger=fid_module.__name__):
+        fid_module._warn_blocked_labels(np.arange(20000) // 20)  # 1000 classes sorted
+    assert "each 5000-sample Inception Score split (ADM convention) sees only 250 of 1000 classes" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=fid_module.__name__):
+        fid_module._warn_blocked_labels((np.arange(20000) // 20)[lina_npz_order(20000)])  # shuffled
+        fid_module._warn_blocked_labels(np.arange(4000) // 4)  # sorted, but one split holds every class
+    assert caplog.text == ""
+
+
+def test_kid_against_the_unbiased_polynomial_mmd_closed_form():
+    """With the subset size equal to both set sizes every subset is the whole set, so KID is the
+    unbiased MMD^2 with k(x, y) = (x.y / D + 1)^3 (and its spread 0)."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 16)), rng.normal(size=(40, 16)) * 1.2 + 0.3
+    kernel = lambda a, b: (a @ b.T / 16 + 1) ** 3  # noqa: E731
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+    m = len(x)
+    expected = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+    mean, std = kernel_inception_distance(torch.from_numpy(x), torch.from_numpy(y), subsets=5)
+    assert mean == pytest.approx(expected, rel=1e-9) and std == pytest.approx(0, abs=1e-9)
+
+
+def test_precision_counts_a_point_exactly_on_the_radius_as_inside():
+    """Reference points 0..4 on a line (k = 3): point 0's ball reaches 3, so a sample at -3 lies
+    exactly on its radius (squared distances are exact integers in float32) and is inside; -3.5 is not."""
+    reference = torch.zeros(5, 4)
+    reference[:, 0] = torch.arange(5.0)
+    on, off = torch.zeros(1, 4), torch.zeros(1, 4)
+    on[0, 0], off[0, 0] = -3.0, -3.5
+    filler = reference.clone()  # keeps the sample set larger than k
+    assert precision_recall(torch.cat([on, filler]), reference)[0] == 1.0
+    assert precision_recall(torch.cat([off, filler]), reference)[0] == pytest.approx(5 / 6)

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Plant known plumbing bugs one at a time and check that the tests catch each of them.
+
+Each mutation replaces one exact piece of source text in a temporary copy of the repository (the
+files git knows, committed or not), then runs only the tests that should catch it, against that
+copy (``PYTHONPATH`` puts the copy's ``lina_bench`` ahead of the editable install). A bug is
+*caught* when those tests fail. The same tests first run once on the unmutated copy and must pass,
+so a failure is the bug's doing. A mutation whose text is no longer in the source is reported as
+stale: update it together with the code it guards.
+
+Run it after touching protocol or plumbing code (seeds, labels, sample order, resume, the results
+store, metric conventions); it takes about 6 minutes on 2 cores and stays out of CI:
+
+    .venv/bin/python scripts/mutation_check.py [--only NAME ...] [--list]
+
+Exit status: 0 when every bug is caught, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_FOLDERS = ("models", "kernels", "evaluators", "reports")  # installed as lina_bench.<folder>
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+PINS = "tests/test_sampling_protocol.py"
+MUTATIONS = (
+    Mutation("fid sample index off by one in sample_seed", "evaluators/fid_sources.py",
+             "sample_seed(self.seed, i) for i in indices", "sample_seed(self.seed, i + 1) for i in indices", (PINS,)),
+    Mutation("geneval image index off by one in sample_seed", "evaluators/geneval/generate.py",
+             "sample_seed(seed, i, j) for i, j in batch", "sample_seed(seed, i, j + 1) for i, j in batch", (PINS,)),
+    Mutation("sample_seed hash key changed", "models/generator.py",
+             'f"lina-bench:{key}"', 'f"lina-bench/{key}"', (PINS,)),
+    Mutation("class labels interleaved instead of blocked", "evaluators/fid_sources.py",
+             "return index // self.per_class", "return index % (self.num_samples // self.per_class)", (PINS,)),
+    Mutation("generated samples scored in label order (no npz permutation)", "evaluators/fid_sources.py",
+             "return lina_npz_order(self.num_samples)", "return np.arange(self.num_samples)", (PINS,)),
+    Mutation("npz permutation seed changed", "evaluators/fid_sources.py",
+             "LINA_NPZ_SEED = 1337", "LINA_NPZ_SEED = 1338", (PINS,)),
+    Mutation("saved npz written at the order instead of its inverse", "evaluators/fid_reference.py",
+             "else np.argsort(order)", "else order",
+             ("tests/test_fid_pipeline.py::test_generator_samples_saved_as_png_and_adm_npz",)),
+    Mutation("ADM IS splits of 1000 instead of 5000", "evaluators/fid_metrics.py",
+             "ADM_IS_SPLIT = 5000", "ADM_IS_SPLIT = 1000", ("tests/test_fid_metrics.py",)),
+    Mutation("blocked-label warning never given", "evaluators/fid.py",
+             "    if seen < classes:\n", "    if seen < 0:\n", ("tests/test_fid_metrics.py",)),
+    Mutation("FID resume recomputes every finished shard", "evaluators/fid.py",
+             "todo = [s for s in mine if not _shard_valid(self.path(s))]", "todo = list(mine)",
+             ("tests/test_fid_pipeline.py::test_finished_shards_are_reused",)),
+    Mutation("GenEval generation redraws existing images", "evaluators/geneval/generate.py",
+             "for j in range(images_per_prompt) if not sample_path(out, i, j).is_file()]",
+             "for j in range(images_per_prompt)]",
+             ("tests/test_geneval_pipeline.py::test_generation_resumes_without_redrawing",)),
+    Mutation("results store's current view returns every run after --force", "lina_bench/store.py",
+             "if latest.get(r.job_key) == r.run_id]", "if r.job_key in latest]",
+             ("tests/test_runner.py::test_failure_isolation_resume_and_force",)),
+    Mutation("KID with polynomial degree 2", "evaluators/fid_metrics.py",
+             "kid_degree=3", "kid_degree=2", ("tests/test_fid_metrics.py",)),
+    Mutation("CLIP score without the clamp at 0", "evaluators/clip_score.py",
+             ".sum(dim=-1).clamp(min=0))", ".sum(dim=-1))", ("tests/test_clip_score.py",)),
+    Mutation("precision/recall: a point on the k-NN radius counted outside", "evaluators/fid_metrics.py",
+             "<= radii[None, :]", "< radii[None, :]", ("tests/test_fid_metrics.py",)),
+    Mutation("KV-gate resampling with nearest neighbour", "models/attention/gate.py",
+             'mode="bilinear",', 'mode="nearest-exact",', ("tests/test_gate_resampling.py",)),
+    Mutation("KV-gate resampling with align_corners=True", "models/attention/gate.py",
+             "align_corners=False).view(heads", "align_corners=True).view(heads", ("tests/test_gate_resampling.py",)),
+    Mutation("determinism evaluator compares a result with itself", "evaluators/sample_determinism.py",
+             "for images, _ in runs[1:] + [(repeat, 0)]", "for images, _ in runs[:1]",
+             ("tests/test_generator_contract.py",)),
+    Mutation("Triton state pass uses only its first split", "kernels/lina_attn/ops.py",
+             "return partial.sum(1) / n, partial_ksum.sum(1) / n", "return partial[:, 0] / n, partial_ksum[:, 0] / n",
+             ("tests/test_kernels_triton.py::test_lina_attention_several_splits",)),
+    Mutation("fvcore handle of the LINA custom op off by a factor", "evaluators/flops.py",
+             "    return lina_forward_macs(get_shape(inputs[0]), get_shape(inputs[2]))",
+             "    return 2 * lina_forward_macs(get_shape(inputs[0]), get_shape(inputs[2]))", ("tests/test_flops.py",)),
+    Mutation("fvcore handle of the decayed custom op off by a factor", "evaluators/flops.py",
+             "return chunked_decay_macs(get_shape(inputs[0]), get_shape(inputs[2]), int(chunk), bool(final_state))",
+             "return 2 * chunked_decay_macs(get_shape(inputs[0]), get_shape(inputs[2]), int(chunk), "
+             "bool(final_state))", ("tests/test_flops.py",)),
+)
+
+
+def copy_tree(dest: Path) -> None:
+    """The files git knows (tracked and untracked-not-ignored), plus the links that make the copy's
+    plugin folders importable as ``lina_bench.<folder>``."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    for folder in PLUGIN_FOLDERS:
+        (dest / "lina_bench" / folder).symlink_to(dest / folder, target_is_directory=True)
+
+
+def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
+    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=copy,
+                          env=env, capture_output=True, text=True)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    return proc.returncode == 0, lines[-1] if lines else f"exit {proc.returncode}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help="run only mutations whose name contains one of these words")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.only or any(w in m.name for w in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}  [{m.path}]  -> {' '.join(m.tests)}")
+        return 0
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="lina-mutation-") as tmp:
+        copy = Path(tmp) / "repo"
+        copy_tree(copy)
+        stale = [m.name for m in chosen if (copy / m.path).read_text().count(m.old) != 1]
+        if stale:
+            print("stale mutations (their text is not in the source exactly once):\n  " + "\n  ".join(stale))
+            return 1
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        ok, last = run_tests(copy, tests)
+        print(f"baseline: the selected tests {'pass' if ok else 'FAIL'} on the unmutated copy ({last})")
+        if not ok:
+            return 1
+        survivors = []
+        for m in chosen:
+            path = copy / m.path
+            original = path.read_text()
+            path.write_text(original.replace(m.old, m.new))
+            passed, last = run_tests(copy, m.tests)
+            path.write_text(original)
+            print(f"{'NOT CAUGHT' if passed else 'caught    '}  {m.name}  ({last})", flush=True)
+            if passed:
+                survivors.append(m.name)
+    print(f"\n{len(chosen) - len(survivors)}/{len(chosen)} planted bugs caught in {time.time() - start:.0f} s")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
