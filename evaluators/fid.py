@@ -17,7 +17,7 @@ import ctypes
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,9 +187,10 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
         from lina_bench.evaluators.fid_sources import NpzSource
 
         ref_source = NpzSource(reference.path)
+        ref_options = replace(options, save_png=None)  # --save-png is for the samples only
         ref_sharded = ShardedFeatures(ref_source, extractor,
-                                      feature_cache_folder(work_dir, ref_source, weights_sha, options), options,
-                                      "reference")
+                                      feature_cache_folder(work_dir, ref_source, weights_sha, ref_options),
+                                      ref_options, "reference")
         ref_sharded.compute(progress)
     barrier()
     if rank_and_world()[0] != 0:

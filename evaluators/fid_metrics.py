@@ -83,7 +83,8 @@ def kernel_inception_distance(features_1: torch.Tensor, features_2: torch.Tensor
     (degree 3, gamma 1/D, coef0 1)."""
     subset_size = min(subset_size, len(features_1), len(features_2))
     out = kid_features_to_metric(features_1.double().cpu(), features_2.double().cpu(), kid_subsets=subsets,
-                                 kid_subset_size=subset_size, kid_degree=3, kid_gamma=None, kid_coef0=1,
+                                 kid_subset_size=subset_size, kid_kernel="poly",
+                                 kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1,
                                  rng_seed=seed, verbose=False)
     return out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"]
 

@@ -138,7 +138,7 @@ class ResultStore:
         return {k for (k,) in self._db.execute("SELECT DISTINCT job_key FROM jobs WHERE status = 'ok'")}
 
     def runs(self) -> list[dict[str, Any]]:
-        cur = self._db.execute("SELECT * FROM runs ORDER BY started_at, run_id")
+        cur = self._db.execute("SELECT * FROM runs ORDER BY started_at, rowid")
         return [dict(zip([c[0] for c in cur.description], row, strict=True)) for row in cur]
 
     def jobs(self, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -161,10 +161,11 @@ class ResultStore:
         return [Result(**_decode(dict(zip(RESULT_FIELDS, row, strict=True)))) for row in rows]
 
     def current_results(self, suite: str | None = None) -> list[Result]:
-        """For every job, the rows of its most recent successful run (what ``run`` skips)."""
-        latest: dict[str, str] = {}
-        for job_key, run_id in self._db.execute("SELECT job_key, run_id FROM jobs WHERE status = 'ok'"):
-            latest[job_key] = max(run_id, latest.get(job_key, ""))
+        """For every job, the rows of its most recent successful run (what ``run`` skips).
+
+        "Most recent" is the order jobs were stored in (rowid), not the run id: two runs started in
+        the same second have run ids that differ only in their random suffix."""
+        latest = dict(self._db.execute("SELECT job_key, run_id FROM jobs WHERE status = 'ok' ORDER BY rowid"))
         return [r for r in self.results(suite=suite) if latest.get(r.job_key) == r.run_id]
 
 

@@ -55,6 +55,16 @@ MUTATIONS = (
              "return lina_npz_order(self.num_samples)", "return np.arange(self.num_samples)", (PINS,)),
     Mutation("npz permutation seed changed", "evaluators/fid_sources.py",
              "LINA_NPZ_SEED = 1337", "LINA_NPZ_SEED = 1338", (PINS,)),
+    Mutation("FID metrics ignore the sample order", "evaluators/fid.py",
+             "features = {name: value[order] for name, value in features.items()}",
+             "features = {name: value for name, value in features.items()}",
+             ("tests/test_fid_pipeline.py::test_finished_shards_are_reused_and_scored_in_npz_order",)),
+    Mutation("reference images written into --save-png", "evaluators/fid.py",
+             "ref_options = replace(options, save_png=None)", "ref_options = options",
+             ("tests/test_fid_pipeline.py::test_generator_samples_saved_as_png_and_adm_npz",)),
+    Mutation("speed throughput from the p75 latency instead of the median", "evaluators/speed.py",
+             "return self.work_per_call / (self.median_ms / 1e3)", "return self.work_per_call / (self.p75_ms / 1e3)",
+             ("tests/test_speed.py::test_speed_cli_json_and_suite_evaluators",)),
     Mutation("saved npz written at the order instead of its inverse", "evaluators/fid_reference.py",
              "else np.argsort(order)", "else order",
              ("tests/test_fid_pipeline.py::test_generator_samples_saved_as_png_and_adm_npz",)),
@@ -64,7 +74,7 @@ MUTATIONS = (
              "    if seen < classes:\n", "    if seen < 0:\n", ("tests/test_fid_metrics.py",)),
     Mutation("FID resume recomputes every finished shard", "evaluators/fid.py",
              "todo = [s for s in mine if not _shard_valid(self.path(s))]", "todo = list(mine)",
-             ("tests/test_fid_pipeline.py::test_finished_shards_are_reused",)),
+             ("tests/test_fid_pipeline.py::test_finished_shards_are_reused_and_scored_in_npz_order",)),
     Mutation("GenEval generation redraws existing images", "evaluators/geneval/generate.py",
              "for j in range(images_per_prompt) if not sample_path(out, i, j).is_file()]",
              "for j in range(images_per_prompt)]",
@@ -72,14 +82,21 @@ MUTATIONS = (
     Mutation("results store's current view returns every run after --force", "lina_bench/store.py",
              "if latest.get(r.job_key) == r.run_id]", "if r.job_key in latest]",
              ("tests/test_runner.py::test_failure_isolation_resume_and_force",)),
+    Mutation("results store's current view picks the newest run by run id", "lina_bench/store.py",
+             "WHERE status = 'ok' ORDER BY rowid", "WHERE status = 'ok' ORDER BY run_id",
+             ("tests/test_runner.py::test_current_view_follows_store_order_within_one_second",)),
+    Mutation("lasad decay parameters ignore the device context after a transformers load",
+             "models/attention/lasad.py", "torch.linspace(0, 1, num_heads, device=torch.get_default_device())",
+             "torch.linspace(0, 1, num_heads)", ("tests/test_flops.py",)),
     Mutation("KID with polynomial degree 2", "evaluators/fid_metrics.py",
-             "kid_degree=3", "kid_degree=2", ("tests/test_fid_metrics.py",)),
+             "kid_kernel_poly_degree=3", "kid_kernel_poly_degree=2", ("tests/test_fid_metrics.py",)),
     Mutation("CLIP score without the clamp at 0", "evaluators/clip_score.py",
              ".sum(dim=-1).clamp(min=0))", ".sum(dim=-1))", ("tests/test_clip_score.py",)),
     Mutation("precision/recall: a point on the k-NN radius counted outside", "evaluators/fid_metrics.py",
              "<= radii[None, :]", "< radii[None, :]", ("tests/test_fid_metrics.py",)),
     Mutation("KV-gate resampling with nearest neighbour", "models/attention/gate.py",
-             'mode="bilinear",', 'mode="nearest-exact",', ("tests/test_gate_resampling.py",)),
+             'mode="bilinear",\n                          align_corners=False)', 'mode="nearest")',
+             ("tests/test_gate_resampling.py",)),
     Mutation("KV-gate resampling with align_corners=True", "models/attention/gate.py",
              "align_corners=False).view(heads", "align_corners=True).view(heads", ("tests/test_gate_resampling.py",)),
     Mutation("determinism evaluator compares a result with itself", "evaluators/sample_determinism.py",
@@ -116,8 +133,7 @@ def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
     env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=copy,
                           env=env, capture_output=True, text=True)
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
-    return proc.returncode == 0, lines[-1] if lines else f"exit {proc.returncode}"
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip() or f"exit {proc.returncode}"
 
 
 def main() -> int:
@@ -139,18 +155,20 @@ def main() -> int:
             print("stale mutations (their text is not in the source exactly once):\n  " + "\n  ".join(stale))
             return 1
         tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-        ok, last = run_tests(copy, tests)
-        print(f"baseline: the selected tests {'pass' if ok else 'FAIL'} on the unmutated copy ({last})")
+        ok, output = run_tests(copy, tests)
+        print(f"baseline: the selected tests {'pass' if ok else 'FAIL'} on the unmutated copy "
+              f"({output.splitlines()[-1]})")
         if not ok:
+            print(output[-4000:])
             return 1
         survivors = []
         for m in chosen:
             path = copy / m.path
             original = path.read_text()
             path.write_text(original.replace(m.old, m.new))
-            passed, last = run_tests(copy, m.tests)
+            passed, output = run_tests(copy, m.tests)
             path.write_text(original)
-            print(f"{'NOT CAUGHT' if passed else 'caught    '}  {m.name}  ({last})", flush=True)
+            print(f"{'NOT CAUGHT' if passed else 'caught    '}  {m.name}  ({output.splitlines()[-1]})", flush=True)
             if passed:
                 survivors.append(m.name)
     print(f"\n{len(chosen) - len(survivors)}/{len(chosen)} planted bugs caught in {time.time() - start:.0f} s")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -22,3 +25,44 @@ def run_console(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
     """Run ``lina-bench`` as a subprocess (real exit codes, real stderr)."""
     return subprocess.run([sys.executable, "-c", "from lina_bench.cli import main; main()", *args],
                           capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+_STOP_AFTER = """
+import os, signal, sys
+from importlib import import_module
+module_name, _, path = sys.argv.pop(1).partition(":")
+count = int(sys.argv.pop(1))
+owner = import_module(module_name)
+*parents, name = path.split(".")
+for part in parents:
+    owner = getattr(owner, part)
+real, calls = getattr(owner, name), [0]
+def wrapped(*args, **kwargs):
+    result = real(*args, **kwargs)
+    calls[0] += 1
+    if calls[0] == count:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return result
+setattr(owner, name, wrapped)
+from lina_bench.cli import main
+main()
+"""
+
+
+def kill_9_after(target: str, calls: int, *args: str) -> None:
+    """Run ``lina-bench *args`` in a subprocess that stops itself right after the ``calls``-th return of
+    ``target`` ("module:attr" or "module:Class.method"), then ``kill -9`` it.
+
+    The kill lands at an observed event (e.g. the 2nd finished shard), not after a sleep, so the
+    test does not depend on how fast the machine is."""
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block the child
+        proc = subprocess.Popen([sys.executable, "-c", _STOP_AFTER, target, str(calls), *args],
+                                stdout=subprocess.DEVNULL, stderr=log)
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):  # ended before the event: the test cannot go on
+            log.seek(0)
+            raise AssertionError(f"the command ended before call {calls} of {target} "
+                                 f"(exit {os.waitstatus_to_exitcode(status)}): {log.read()[-2000:].decode()}")
+        os.kill(proc.pid, signal.SIGKILL)
+        os.waitpid(proc.pid, 0)
+        proc.returncode = -signal.SIGKILL

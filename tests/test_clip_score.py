@@ -12,6 +12,7 @@ from PIL import Image
 from lina_bench.errors import LinaBenchError
 from lina_bench.evaluators.clip_model import load_clip
 from lina_bench.evaluators.clip_score import clip_scores, read_prompt_file
+from lina_bench.models.generator import build_generator, sample_seed, to_pil
 
 from cli_helpers import run_cli
 from geneval_helpers import METADATA, tiny_clip, tiny_mask2former, write_image_folder, write_prompt_files
@@ -22,19 +23,28 @@ def clip_dir(tmp_path_factory):
     return tiny_clip(tmp_path_factory.mktemp("clip") / "clip")
 
 
+def definition_score(clip, image: Image.Image, text: str) -> float:
+    """100 * max(cos(image, text), 0) from separately computed, unnormalised features."""
+    with torch.no_grad():
+        a = clip.model.encode_image(clip.preprocess(image)[None])[0]
+        b = clip.model.encode_text(clip.tokenizer([text]))[0]
+    return max(100 * float(a @ b / (a.norm() * b.norm())), 0.0)
+
+
 def test_clip_scores_match_the_definition(clip_dir):
-    """100 * max(cos, 0) from separately computed, unnormalised features."""
     clip = load_clip(clip_dir)
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)) for _ in range(5)]
     texts = ["a dog", "a cat", "two clocks", "a red apple", "a bench"]
     got = clip_scores(clip, images, texts, batch_size=2)
-    with torch.no_grad():
-        for i in range(5):
-            a = clip.model.encode_image(clip.preprocess(images[i])[None])[0]
-            b = clip.model.encode_text(clip.tokenizer([texts[i]]))[0]
-            expected = max(100 * float(a @ b / (a.norm() * b.norm())), 0.0)
-            assert float(got[i]) == pytest.approx(expected, abs=1e-4)
+    for i in range(5):
+        assert float(got[i]) == pytest.approx(definition_score(clip, images[i], texts[i]), abs=1e-4)
+    with torch.no_grad():  # flip every text feature: all cosines negative, every score clamped to 0
+        clip.model.text_projection.neg_()
+        a = clip.model.encode_image(clip.preprocess(images[0])[None])[0]
+        b = clip.model.encode_text(clip.tokenizer([texts[0]]))[0]
+    assert float(a @ b) < 0
+    assert clip_scores(clip, images, texts, batch_size=2).tolist() == [0.0] * 5
 
 
 def test_weights_file_path_and_errors(clip_dir, tmp_path):
@@ -65,8 +75,8 @@ def test_cli_clip_score_of_a_geneval_folder(clip_dir, tmp_path):
     report = json.loads(output[output.index("{"):])
     clip = load_clip(clip_dir)
     pictures = [Image.open(p).convert("RGB") for p in sorted(images.glob("*/samples/*.png"))]
-    expected = clip_scores(clip, pictures, [m["prompt"] for m in METADATA]).mean()
-    assert report["metrics"]["clip_score"] == pytest.approx(float(expected), abs=1e-5)
+    expected = np.mean([definition_score(clip, p, m["prompt"]) for p, m in zip(pictures, METADATA, strict=True)])
+    assert report["metrics"]["clip_score"] == pytest.approx(float(expected), abs=1e-4)
     assert report["metrics"]["clip_score_images"] == 6 and report["protocol"]["clip_weights_sha256"]
 
 
@@ -82,12 +92,35 @@ generators:
 evaluators:
   - name: geneval
     options: {{metadata: {metadata}, detector_weights: {m2f}, clip_model: {clip_dir}, images_per_prompt: 2,
-              options: {{threshold: 0.05}}}}
+              options: {{threshold: 0.05, counting_threshold: 0.1}}}}
   - name: clip-score
     options: {{prompts: {metadata}, clip_model: {clip_dir}, images_per_prompt: 2}}
 """)
-    code, output = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu")
+    out = tmp_path / "out"
+    code, output = run_cli("run", str(suite), "--out", str(out), "--device", "cpu")
     assert code == 0, output
-    code, output = run_cli("results", "--out", str(tmp_path / "out"), "--format", "json")
-    names = {row["metric"] for row in json.loads(output)}
-    assert {"geneval_overall", "geneval_single_object", "geneval_counting", "clip_score"} <= names
+    code, output = run_cli("results", "--out", str(out), "--format", "json")
+    rows = {row["metric"]: row["value"] for row in json.loads(output)}
+    assert {"geneval_overall", "geneval_single_object", "geneval_counting", "clip_score"} <= set(rows)
+
+    # CLIP score: the generator's images for (prompt i, sample_seed(1, i, j)), scored by the definition
+    clip = load_clip(clip_dir)
+    gen = build_generator("toy", {"conditioning": "text", "dtype": "float32"})
+    texts = [m["prompt"] for m in METADATA[:3] for _ in range(2)]
+    images = gen.sample(texts, [sample_seed(1, i, j) for i in range(3) for j in range(2)])
+    expected = np.mean([definition_score(clip, to_pil(image), text) for image, text in zip(images, texts, strict=True)])
+    assert rows["clip_score"] == pytest.approx(float(expected), abs=1e-4) and rows["clip_score_images"] == 6
+
+    # GenEval: the suite's images detected and scored again by the commands, from scratch
+    (folder,) = (out / "work" / "geneval" / "images").iterdir()
+    assert len(list(folder.glob("*/samples/*.png"))) == 6
+    names = metadata.with_name("object_names.txt")
+    assert run_cli("geneval", "detect", str(folder), "--object-names", str(names), "--detector-weights", str(m2f),
+                   "--clip-model", str(clip_dir), "--out", str(tmp_path / "cmd"), "--device", "cpu")[0] == 0
+    code, output = run_cli("geneval", "score", str(folder), "--option", "threshold=0.05", "--option",
+                           "counting_threshold=0.1", "--out", str(tmp_path / "cmd"), "--json")
+    assert code == 0, output
+    code, output = run_cli("results", "--out", str(tmp_path / "cmd"), "--format", "json")
+    command_rows = {row["metric"]: row["value"] for row in json.loads(output)}
+    assert command_rows == {name: value for name, value in rows.items() if name.startswith("geneval_")}
+    assert rows["geneval_correct_images"] > 0  # non-trivial numbers: images pass at these thresholds

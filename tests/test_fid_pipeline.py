@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +16,14 @@ import torch
 from inception_helpers import random_inception_weights
 
 from lina_bench.errors import LinaBenchError
+from lina_bench.evaluators import fid as fid_module
 from lina_bench.evaluators.fid import FidOptions, compute_fid
 from lina_bench.evaluators.fid_reference import load_reference
 from lina_bench.evaluators.fid_sources import GeneratorSource, NpzSource
 from lina_bench.evaluators.inception import FEATURE_DIMS, InceptionFeatures
-from lina_bench.models.generator import NonFiniteImages, build_generator
+from lina_bench.models.generator import NonFiniteImages, build_generator, sample_seed
 
-from cli_helpers import run_cli
+from cli_helpers import kill_9_after, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -135,22 +134,41 @@ def test_two_gloo_processes_equal_one(assets, tmp_path):
 
 def test_resume_after_kill_9_gives_identical_numbers(assets, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "lina_bench.cli", *_fid_cli(assets, out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if list((out / "work" / "fid-features").glob("*/shard_*.sha256")):
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = list((out / "work" / "fid-features").glob("*/shard_*.sha256"))
-    assert 1 <= len(finished) < 5, "killed too late to test resuming"
+    kill_9_after("lina_bench.evaluators.fid:_write_atomic", 2, *_fid_cli(assets, out))
+    finished = {p: p.stat().st_mtime_ns for p in (out / "work" / "fid-features").glob("*/shard_*.npz")}
+    assert len(finished) == 2  # of 5 sample shards: killed right after the second
     resumed = run_cli(*_fid_cli(assets, out))
     fresh = run_cli(*_fid_cli(assets, tmp_path / "fresh"))
     assert resumed[0] == fresh[0] == 0
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # reused, not rewritten
     metrics = [json.loads(t[t.index("{"):])["metrics"] for _, t in (resumed, fresh)]
     assert metrics[0] == metrics[1]
+
+
+def test_finished_shards_are_reused_and_scored_in_npz_order(assets, tmp_path, monkeypatch):
+    """A second run over the same samples draws nothing and rewrites no shard; the Inception Score
+    sees the logits in LINA's npz order (checked against each image's own logits)."""
+    ref = load_reference(assets["ref"])
+    gen = build_generator("toy", {"steps": 1})
+    drawn, scored = [], []
+    real = gen.sample
+    gen.sample = lambda conditions, seeds: drawn.extend(seeds) or real(conditions, seeds)
+    real_is = fid_module.inception_score
+    monkeypatch.setattr(fid_module, "inception_score", lambda logits, c: scored.append(logits) or real_is(logits, c))
+    options = FidOptions(batch_size=5, shard_size=5, kid=False, precision_recall=False)
+    first = compute_fid(GeneratorSource(gen, 20, seed=0), ref, assets["weights"], tmp_path, options, progress=False)
+    np.random.seed(1337)
+    order = np.random.permutation(20)
+    net = InceptionFeatures(assets["weights"])
+    expected = torch.cat([net(real([int(i) // 2], [sample_seed(0, int(i))]))["logits"] for i in order])
+    assert torch.allclose(scored[0], expected, rtol=1e-4, atol=1e-4)
+    shards = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in tmp_path.glob("fid-features/*/shard_*.npz")}
+    assert len(drawn) == 20 and len(shards) == 4
+    drawn.clear()
+    again = compute_fid(GeneratorSource(gen, 20, seed=0), ref, assets["weights"], tmp_path, options, progress=False)
+    assert drawn == []
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in shards} == shards
+    assert [m.value for m in again.metrics] == [m.value for m in first.metrics]
 
 
 def test_corrupt_shard_is_recomputed(assets, tmp_path):
@@ -198,7 +216,13 @@ evaluators:
 """)
     code, text = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
     assert code == 0, text
-    assert "fid/toy" in text and "sfid" in text and "precision" in text
+    code, text = run_cli("results", "--out", str(tmp_path / "out"), "--format", "json")
+    rows = {row["metric"]: row["value"] for row in json.loads(text)}
+    direct = compute_fid(GeneratorSource(build_generator("toy", {"steps": 1}), 10, seed=0),
+                         load_reference(assets["ref"]), assets["weights"], tmp_path / "direct",
+                         FidOptions(batch_size=5, shard_size=5, kid=False), progress=False)
+    assert rows == {m.name: m.value for m in direct.metrics}
+    assert {"fid", "sfid", "inception_score", "precision", "recall"} <= set(rows)
     bad = write_suite(f"generators: [toy]\nevaluators:\n  - {{name: fid, options: {{ref: {assets['ref']}, "
                       f"inception_weights: /no/weights.pth}}}}\n", name="bad.yaml")
     code, text = run_cli("run", str(bad), "--out", str(tmp_path / "out2"))
@@ -206,17 +230,31 @@ evaluators:
 
 
 def test_generator_samples_saved_as_png_and_adm_npz(assets, tmp_path):
+    """PNGs are named by sample index; the npz holds them in LINA's order (computed here with the
+    official numpy calls), labels in arr_1; scoring the saved npz gives the generator run's numbers."""
     out = tmp_path / "out"
-    code, text = run_cli("fid", "--generator", "toy", "--num-samples", "10", "--seed", "3", "--ref", str(assets["ref"]),
-                         "--inception-weights", str(assets["weights"]), "--batch-size", "5", "--no-kid", "--no-pr",
-                         "--save-png", str(tmp_path / "png"), "--save-npz", str(tmp_path / "samples.npz"),
-                         "--out", str(out), "--json")
+    args = ["--ref", str(assets["ref"]), "--inception-weights", str(assets["weights"]), "--batch-size", "5",
+            "--no-pr", "--out", str(out), "--json"]
+    code, text = run_cli("fid", "--generator", "toy", "--num-samples", "10", "--seed", "3", "--save-png",
+                         str(tmp_path / "png"), "--save-npz", str(tmp_path / "samples.npz"), *args)
     assert code == 0, text
-    assert json.loads(text[text.index("{"):])["protocol"]["seed"] == 3
-    arr = np.load(tmp_path / "samples.npz")["arr_0"]
-    gen = build_generator("toy")
-    expected = GeneratorSource(gen, 10, seed=3).images(range(10)).permute(0, 2, 3, 1).numpy()
-    assert arr.dtype == np.uint8 and np.array_equal(arr, expected)
+    generated = json.loads(text[text.index("{"):])
+    assert generated["protocol"]["seed"] == 3 and "seed(1337)" in generated["protocol"]["sample_order"]
+    gen = build_generator("toy")  # 10 classes, 10 samples: sample i has label i and seed sample_seed(3, i)
+    expected = gen.sample(list(range(10)), [sample_seed(3, i) for i in range(10)]).permute(0, 2, 3, 1).numpy()
+    np.random.seed(1337)
+    order = np.random.permutation(10)
+    with np.load(tmp_path / "samples.npz") as data:
+        arr, labels = data["arr_0"], data["arr_1"]
+    assert arr.dtype == np.uint8 and np.array_equal(arr, expected[order])
+    assert labels.tolist() == order.tolist()
     from PIL import Image
     pngs = sorted((tmp_path / "png").glob("*.png"))
-    assert len(pngs) == 10 and np.array_equal(np.asarray(Image.open(pngs[7])), expected[7])
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(10)]
+    assert np.array_equal(np.asarray(Image.open(pngs[7])), expected[7])
+    code, text = run_cli("fid", "--samples", str(tmp_path / "samples.npz"), *args)
+    assert code == 0, text
+    scored = json.loads(text[text.index("{"):])["metrics"]
+    assert scored.keys() == generated["metrics"].keys()
+    for name, value in generated["metrics"].items():  # same images in the same order; batches differ
+        assert scored[name] == pytest.approx(value, rel=1e-5, abs=1e-9), name

@@ -4,6 +4,8 @@ the LINA paper's module figure; the CLI's JSON contract and errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -37,6 +39,19 @@ def test_three_counters_agree(variant: str, setting: ModuleSetting):
     module = target.build(setting)  # real tensors give the same torch count as meta ones
     with torch.no_grad():
         assert count_torch(module, setting.inputs()).total == fv.total
+
+
+@pytest.mark.parametrize("variant", ["linear", "linear-dwc", "lina", "lit", "lasad"])
+def test_counters_on_the_triton_custom_ops_agree_with_the_closed_form(variant: str):
+    """On backend="triton" the attention runs as one custom op (in Triton's interpreter here), which
+    fvcore and FlopCounterMode count through our handles and FLOP formulas: same closed form."""
+    setting = ModuleSetting(32, 2, (8, 8), 4, 2)
+    closed = sum(analytic_macs(variant, 32, 2, (8, 8), 4, 2).values())
+    module = AttentionTarget(variant, {"backend": "triton"}).build(setting)
+    with torch.no_grad():
+        fv, fc = count_fvcore(module, setting.inputs()), count_torch(module, setting.inputs())
+    assert any(op.endswith("attention") for op in fv.by_operator), fv.by_operator
+    assert fv.total == fc.total == closed
 
 
 @pytest.mark.parametrize("options", [{"decay": "none", "chunk_size": 16}, {"chunk_size": 100}])
@@ -162,3 +177,21 @@ def test_fixed_length_variant_at_its_length_counts():
 def test_count_attention_rejects_unknown_counter():
     with pytest.raises(LinaBenchError, match="unknown FLOP counter"):
         count_attention(AttentionTarget("lina"), SETTINGS[0], "ptflops")
+
+
+def test_meta_counts_survive_a_transformers_model_load():
+    """transformers swaps torch.linspace while it builds a model; if that is when torch first caches the
+    constructors `with torch.device(...)` redirects, the real linspace ignores the device context from
+    then on. Counting on the meta device must still work (fresh process: the cache is process-wide)."""
+    code = """
+import torch
+from transformers.initialization import meta_device_safe_creation_ops
+with meta_device_safe_creation_ops(), torch.device("meta"):
+    torch.empty(1)
+from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
+from lina_bench.evaluators.flops import count_attention
+print(count_attention(AttentionTarget("lasad"), ModuleSetting(48, 4, (5, 7), 3, 2), "torch")[0].total)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) == sum(analytic_macs("lasad", 48, 4, (5, 7), 3, 2).values())

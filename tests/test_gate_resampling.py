@@ -35,6 +35,31 @@ def test_upsampling_reproduces_an_affine_map_inside_the_grid():
     torch.testing.assert_close(out[0, :, 64:, 0].view(2, 16, 16)[:, 1:-1, 1:-1], inner, atol=1e-12, rtol=0)
 
 
+def naive_bilinear(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(h, w) -> size, half-pixel centres (align_corners=False), edges clamped: one output at a time."""
+    (h, w), (h2, w2) = image.shape, size
+    out = torch.empty(size, dtype=torch.float64)
+    for i in range(h2):
+        for j in range(w2):
+            y, x = max((i + 0.5) * h / h2 - 0.5, 0.0), max((j + 0.5) * w / w2 - 0.5, 0.0)
+            y0, x0 = int(y), int(x)
+            y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+            dy, dx = y - y0, x - x0
+            out[i, j] = ((1 - dy) * ((1 - dx) * image[y0, x0] + dx * image[y0, x1])
+                         + dy * ((1 - dx) * image[y1, x0] + dx * image[y1, x1]))
+    return out
+
+
+@pytest.mark.parametrize("src,dst", [((5, 7), (8, 11)), ((8, 8), (5, 6))], ids=["up", "down"])
+def test_random_gate_matches_a_naive_bilinear_resampling(src, dst):
+    """Every value, interior ones included, of a random gate against a per-pixel bilinear formula."""
+    gate = torch.rand(1, 2, 3 + src[0] * src[1], 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = attention.resample_gate(gate, 3, src, 3, dst)
+    for head in range(2):
+        expected = naive_bilinear(gate[0, head, 3:, 0].view(src), dst)
+        torch.testing.assert_close(out[0, head, 3:, 0].view(dst), expected, atol=1e-12, rtol=0)
+
+
 def test_prefix_length_change_interpolates_linearly():
     src = affine_gate(1, 4, (4, 4))  # prefix values linspace(0.5, 1.5, 4)
     out = attention.resample_gate(src, 4, (4, 4), 8, (4, 4))

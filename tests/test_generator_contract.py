@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -85,3 +87,25 @@ def test_generator_options_are_checked():
     with pytest.raises(LinaBenchError, match="unknown option 'dims'.*did you mean 'dim'"):
         build_generator("toy", {"dims": 3})
     assert issubclass(type(build_generator("toy")), Generator)
+
+
+def test_determinism_evaluator_fails_generators_that_break_the_contract():
+    from lina_bench.errors import JobFailed
+    from lina_bench.evaluators.base import EvalContext
+    from lina_bench.evaluators.sample_determinism import SampleDeterminism
+
+    check = SampleDeterminism(num_samples=4, batch_sizes=(1, 4))
+    metrics = {m.name: m.value for m in check.evaluate(build_generator("toy", {"steps": 1}), EvalContext())}
+    assert metrics["max_pixel_diff"] == 0
+
+    noisy = build_generator("toy", {"steps": 1})  # depends on hidden state: the count of earlier calls
+    real, calls = noisy.sample, itertools.count()
+    noisy.sample = lambda c, s: real(c, s) ^ torch.tensor(next(calls) % 2, dtype=torch.uint8)
+    with pytest.raises(JobFailed, match="breaks the determinism contract"):
+        check.evaluate(noisy, EvalContext())
+
+    batch_dependent = build_generator("toy", {"steps": 1})  # same on every call, but not per sample
+    real_b = batch_dependent.sample
+    batch_dependent.sample = lambda c, s: real_b(c, s) ^ torch.tensor(len(c) > 1, dtype=torch.uint8)
+    with pytest.raises(JobFailed, match="breaks the determinism contract"):
+        check.evaluate(batch_dependent, EvalContext())

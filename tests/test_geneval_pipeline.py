@@ -22,9 +22,11 @@ from lina_bench.evaluators.geneval import detect as detect_module
 from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval.colors import TEMPLATES, ColorClassifier
 from lina_bench.evaluators.geneval.detectors import TransformersDetector, instances_from_queries, mask_boxes
+from lina_bench.evaluators.geneval.generate import generate_images
 from lina_bench.evaluators.geneval.pipeline import DetectSettings, detect, find_cache
 from lina_bench.evaluators.geneval.prompts import load_prompts
 from lina_bench.evaluators.geneval.scoring import COLORS
+from lina_bench.models.generator import build_generator, sample_seed
 
 from cli_helpers import run_cli, run_console
 from geneval_helpers import (
@@ -209,6 +211,26 @@ def test_interrupted_detection_resumes_without_redoing_finished_images(assets, t
     calls.clear()
     detect(images, tmp_path / "out", settings, names, progress=False)
     assert len(calls) == 1
+
+
+def test_generation_resumes_without_redrawing(tmp_path):
+    """A rerun draws only the missing image; the finished PNGs are the same files, untouched."""
+    prompts = load_prompts(write_prompt_files(tmp_path / "prompts", METADATA[:3]))
+    gen = build_generator("toy", {"conditioning": "text", "steps": 1})
+    drawn, real = [], gen.sample
+    gen.sample = lambda conditions, seeds: drawn.extend(seeds) or real(conditions, seeds)
+    out = tmp_path / "images"
+    assert generate_images(gen, prompts, out, images_per_prompt=2, batch_size=4, progress=False) == 6
+    assert len(drawn) == 6
+    files = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*/samples/*.png")}
+    missing = out / "00001" / "samples" / "0001.png"
+    missing.unlink()
+    drawn.clear()
+    assert generate_images(gen, prompts, out, images_per_prompt=2, batch_size=4, progress=False) == 1
+    assert drawn == [sample_seed(0, 1, 1)]
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files if p != missing} == \
+        {p: v for p, v in files.items() if p != missing}
+    assert missing.is_file()
 
 
 def test_unreadable_image_is_reported_after_the_rest_are_saved(assets, tmp_path):

@@ -55,6 +55,25 @@ def test_lina_attention_forward_and_gradients(n: int, d: int, gated: bool):
         assert_rel(got, expected)
 
 
+@pytest.mark.parametrize("gated", [False, True], ids=["ungated", "gated"])
+def test_lina_attention_several_splits(monkeypatch, gated: bool):
+    """The state and dq reductions split the tokens over several programs on a GPU; force 3 splits
+    (of 64-token blocks) here so that path, partial sums and an uneven last split, is checked too."""
+    from lina_bench.kernels.lina_attn import ops
+
+    monkeypatch.setattr(ops, "split_target", lambda bh, device: 3)
+    assert ops._splits(6, 300, torch.device("cpu")) == (3, 128)
+    inputs = make_inputs(300, 16, 16, gated)
+    out = lina_attention(*inputs, backend="triton")
+    ref = lina_attention_naive(*inputs)
+    assert_rel(out, ref)
+    wanted = [t for t in inputs if t is not None]
+    grad = torch.randn_like(ref)
+    for got, expected in zip(torch.autograd.grad(out, wanted, grad), torch.autograd.grad(ref, wanted, grad),
+                             strict=True):
+        assert_rel(got, expected)
+
+
 def test_lina_attention_value_width_and_single_gate():
     q, k, v, ks, _ = make_inputs(70, 24, 40, gated=True)
     out = lina_attention(q, k, v, ks, None, backend="triton")

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +13,7 @@ from lina_bench.schema import RESULT_FIELDS
 from lina_bench.store import ResultStore
 from lina_bench.suite import parse_suite
 
-from cli_helpers import run_cli
+from cli_helpers import kill_9_after, run_cli
 
 SUITE = """\
 name: tiny
@@ -50,8 +44,25 @@ def test_failure_isolation_resume_and_force(write_suite, tmp_path):
     code, output = run_cli("run", str(path), "--out", str(out), "--no-progress", "--force")
     assert code == 1 and "2 ok, 1 failed, 0 already done" in output
     assert statuses(out)["module-profile/softmax"] == ["ok", "ok"]
+    store = ResultStore.in_dir(out)
+    forced = store.runs()[-1]["run_id"]
+    every = [r for r in store.results() if r.job == "module-profile/softmax"]
+    current = [r for r in store.current_results() if r.job == "module-profile/softmax"]
+    assert len(every) == 2 * len(current) > 0  # two runs stored, the current view shows the forced one only
+    assert {r.run_id for r in current} == {forced}
     code, output = run_cli("run", str(path), "--out", str(out), "--dry-run")
     assert code == 0 and "done  module-profile/softmax" in output and "todo  module-profile/broken" in output
+
+
+def test_current_view_follows_store_order_within_one_second(write_suite, tmp_path, monkeypatch):
+    """Run ids of runs started in the same second differ only in a random suffix: the newer run
+    must win even when its suffix sorts first."""
+    suite, out = parse_suite(SUITE, "s.yaml"), tmp_path / "out"
+    for run_id, force in (("20261129T120000Z-ffffff", False), ("20261129T120000Z-000000", True)):
+        monkeypatch.setattr(runner, "new_run_id", lambda run_id=run_id: run_id)
+        runner.run_suite(suite, out, force=force, progress=False, echo=lambda _: None)
+    current = ResultStore.in_dir(out).current_results()
+    assert current and {r.run_id for r in current} == {"20261129T120000Z-000000"}
 
 
 def test_rows_follow_the_schema_and_export(write_suite, tmp_path):
@@ -103,36 +114,18 @@ def test_keyboard_interrupt_keeps_finished_jobs(write_suite, tmp_path, monkeypat
 
 
 def test_kill_9_loses_only_the_job_in_flight(write_suite, tmp_path):
-    """A real SIGKILL mid-run: the store stays readable and the rerun does only what is missing."""
+    """A real SIGKILL right after the second stored job: the store stays readable and the rerun
+    does only what is missing."""
     variants = ", ".join(["softmax", "linear", "linear-sub", "linear-dwc", "lina", "lit"])
     path = write_suite(f"""\
 attention: [{variants}]
 evaluators:
   - name: module-profile
-    options: {{dim: 64, num_heads: 4, grid: [16, 16], prefix: 64, repeats: 200}}
+    options: {{dim: 64, num_heads: 4, grid: [16, 16], prefix: 64, repeats: 2}}
 """)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-c", "from lina_bench.cli import main; main()", "run", str(path),
-                             "--out", str(out), "--no-progress"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    db = out / "results.sqlite"
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=10) as conn:
-                    done = conn.execute("SELECT COUNT(*) FROM jobs WHERE status='ok'").fetchone()[0]
-            except sqlite3.OperationalError:
-                done = 0
-            if done >= 1:
-                break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert done >= 1
-    before = set(statuses(out))
-    assert len(before) < 6, "the run finished before it could be killed; raise repeats"
+    kill_9_after("lina_bench.store:ResultStore.record_job", 2, "run", str(path), "--out", str(out), "--no-progress")
+    assert statuses(out) == {"module-profile/softmax": ["ok"], "module-profile/linear": ["ok"]}
     code, output = run_cli("run", str(path), "--out", str(out), "--no-progress")
     assert code == 0 and "already done" in output
     after = statuses(out)

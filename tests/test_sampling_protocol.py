@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from geneval_helpers import METADATA, write_prompt_files
 
 from lina_bench.evaluators.fid_sources import GeneratorSource, lina_npz_order
 from lina_bench.evaluators.geneval.generate import generate_images
 from lina_bench.evaluators.geneval.prompts import load_prompts
 from lina_bench.models.generator import build_generator, sample_seed
+
+from geneval_helpers import METADATA, write_prompt_files
 
 # sample_seed(seed, *index): sha256 of "lina-bench:<seed>:<index...>", first 8 bytes little-endian, >> 1
 PINNED_SEEDS = {

@@ -75,7 +75,16 @@ evaluators:
 """)
     code, text = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
     assert code == 0, text
-    assert "speed/softmax" in text and "seconds_per_step" in text and "peak_mem_mib" in text
+    code, text = run_cli("results", "--out", str(tmp_path / "out"), "--format", "json")
+    rows = {(row["evaluator"], row["metric"]): row for row in json.loads(text)}
+    value = {key: row["value"] for key, row in rows.items()}
+    assert value["speed", "latency_p25_ms"] <= value["speed", "latency_ms"] <= value["speed", "latency_p75_ms"]
+    assert rows["speed", "throughput"]["unit"] == "tokens/s"  # 16 tokens per call
+    assert value["speed", "throughput"] == pytest.approx(16 / (value["speed", "latency_ms"] / 1e3), rel=1e-9)
+    assert rows["speed", "latency_ms"]["protocol"]["evaluator"]["dtype"] == "bfloat16"
+    per_image = value["model-speed", "seconds_per_image"]
+    assert value["model-speed", "seconds_per_step"] == pytest.approx(per_image / 2, rel=1e-9)  # steps: 2
+    assert value["model-speed", "images_per_s"] == pytest.approx(1 / per_image, rel=1e-9)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -20,14 +20,18 @@ def _blocks(d: int, dv: int) -> tuple[int, int]:
     return max(16, triton.next_power_of_2(d)), max(16, triton.next_power_of_2(dv))
 
 
+def split_target(bh: int, device: torch.device) -> int:
+    """How many token slices per (batch, head) the reductions aim for: about four programs per SM in
+    all on a GPU, one in the CPU interpreter (tests raise it to exercise the GPU path)."""
+    if device.type != "cuda":
+        return 1
+    return max(1, 4 * torch.cuda.get_device_properties(device).multi_processor_count // bh)
+
+
 def _splits(bh: int, n: int, device: torch.device) -> tuple[int, int]:
     """Token slices per (batch, head) for the reductions, and tokens per slice (a multiple of BLOCK_N)."""
     blocks = triton.cdiv(n, BLOCK_N)
-    if device.type != "cuda":
-        target = 1
-    else:  # about four programs per SM in all
-        target = max(1, 4 * torch.cuda.get_device_properties(device).multi_processor_count // bh)
-    splits = min(blocks, target)
+    splits = min(blocks, split_target(bh, device))
     per_split = triton.cdiv(blocks, splits) * BLOCK_N
     return triton.cdiv(n, per_split), per_split
 

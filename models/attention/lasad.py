@@ -86,7 +86,11 @@ class LasadAttention(AttentionModule):
             raise LinaBenchError(f"unknown lasad decay {decay!r} (choose from {', '.join(DECAY_FUNCTIONS)})")
         self.decay, self.chunk_size, self.backend = decay, chunk_size, backend
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        frac = torch.linspace(0, 1, num_heads) if num_heads > 1 else torch.zeros(1)
+        # An explicit device: transformers swaps torch.linspace while it loads a model, and torch caches
+        # the swapped function as the constructor that `with torch.device(...)` redirects, so after a
+        # transformers load the real linspace would ignore that context (e.g. the meta device of FLOP counts).
+        frac = torch.linspace(0, 1, num_heads, device=torch.get_default_device()) if num_heads > 1 \
+            else torch.zeros(1)
         self.decay_col = nn.Parameter(_logit(1 - 2.0 ** -(8 + 2 * frac)))
         self.decay_row = nn.Parameter(_logit(1 - 2.0 ** -(2 + 3 * frac)))
         self.norm = nn.GroupNorm(num_heads, dim)
