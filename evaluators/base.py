@@ -75,22 +75,67 @@ class AttentionTarget:
                                prefix=setting.prefix, **self.options)
 
 
+@dataclass
+class Measurement:
+    """What an evaluation returns: its metrics and the protocol it learned while measuring (weights
+    and reference sha256, sample counts, conventions), which replaces :meth:`Evaluator.protocol` in
+    the stored rows, so two rows are comparable exactly when metric and this protocol are equal."""
+
+    metrics: list[Metric]
+    protocol: dict[str, Any]
+
+
 class Evaluator(ABC):
-    """Base class of evaluators. ``scope`` says what a job hands to :meth:`evaluate`:
+    """Base class of evaluators. ``targets`` names the registered target kinds (see
+    :mod:`lina_bench.evaluators.targets`) a job may hand to :meth:`evaluate`:
 
     * ``"attention"`` -- an :class:`AttentionTarget`, one job per attention variant of the suite;
     * ``"generator"`` -- a built :class:`lina_bench.models.generator.Generator`, one job per
-      generator (and per variant, for generator entries that list variants).
+      generator (and per variant, for generator entries that list variants);
+    * ``"samples"`` -- a :class:`lina_bench.evaluators.targets.Samples` folder or npz made elsewhere.
 
-    Options come from the suite and are validated against ``__init__``'s signature.
+    ``scope`` is the first of them (kept for plugins that read it). Options come from the suite and
+    are validated against ``__init__``'s signature.
     """
 
     scope: ClassVar[str]
+    targets: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("targets") and "scope" in cls.__dict__:
+            cls.targets = (cls.scope,)
+        elif cls.__dict__.get("targets") and "scope" not in cls.__dict__:
+            cls.scope = cls.targets[0]
 
     @abstractmethod
     def protocol(self) -> dict[str, Any]:
-        """Everything that must match for two results of this evaluator to be comparable."""
+        """What must match for two results of this evaluator to be comparable, as far as it is known
+        before measuring (stored when :meth:`evaluate` returns bare metrics)."""
 
     @abstractmethod
-    def evaluate(self, target: Any, context: EvalContext) -> list[Metric]:
-        """Measure ``target``; raise on failure (the runner records the job as failed)."""
+    def evaluate(self, target: Any, context: EvalContext) -> Measurement | list[Metric]:
+        """Measure ``target``; raise on failure (the runner records the job as failed). Return a
+        :class:`Measurement` with the learned protocol, or bare metrics (then :meth:`protocol` is stored)."""
+
+
+class TargetKind(ABC):
+    """A registered kind of target (``lina_bench.registry.targets``): which suite section lists its
+    entries, how a job's target is built, and its part of the stored protocol."""
+
+    name: ClassVar[str]  # the kind, as evaluators name it in ``targets``
+    section: ClassVar[str]  # the suite key that lists its entries
+    noun: ClassVar[str]  # for messages: "generators"
+    protocol_key: ClassVar[str]  # the key of its part in a row's protocol
+
+    @abstractmethod
+    def entries(self, suite: Any) -> list[tuple[str, dict[str, Any]]]:
+        """(job label, job fields such as ``generator``/``variant``/``samples``) for each entry of ``suite``."""
+
+    @abstractmethod
+    def build(self, job: Any, device: str) -> Any:
+        """The target a job hands to :meth:`Evaluator.evaluate`."""
+
+    @abstractmethod
+    def protocol(self, target: Any) -> dict[str, Any]:
+        """What about the target makes two results comparable."""

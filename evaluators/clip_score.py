@@ -14,12 +14,13 @@ import torch
 from PIL import Image
 
 from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.base import EvalContext, Evaluator
+from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, ClipModel, load_clip
 from lina_bench.provenance import file_sha256
 from lina_bench.schema import Metric
 
 DEFINITION = "100 * max(cos(image, text), 0), mean over images"
+FOLDER_PROMPTS = "each GenEval folder's prompt"
 
 
 def clip_scores(clip: ClipModel, images: Sequence[Image.Image], texts: Sequence[str],
@@ -75,31 +76,48 @@ def folder_clip_scores(images: str | Path, clip: ClipModel, batch_size: int = 32
 
 
 class ClipScore(Evaluator):
-    """Mean CLIP score of a text-to-image generator over a prompt file."""
+    """Mean CLIP score of a text-to-image generator over a prompt file, or of a GenEval image folder
+    against each prompt folder's prompt."""
 
-    scope = "generator"
+    targets = ("generator", "samples")
 
-    def __init__(self, prompts: str, clip_model: str = DEFAULT_ARCH, clip_weights: str | None = None,
+    def __init__(self, prompts: str | None = None, clip_model: str = DEFAULT_ARCH, clip_weights: str | None = None,
                  images_per_prompt: int = 1, batch_size: int = 8) -> None:
-        self.prompt_file = Path(prompts)
-        self.prompts = read_prompt_file(prompts)
+        self.prompt_file = Path(prompts) if prompts else None
+        self.prompts = read_prompt_file(prompts) if prompts else None
         if images_per_prompt < 1 or batch_size < 1:
             raise LinaBenchError("images_per_prompt and batch_size must be >= 1")
         self.clip_model, self.clip_weights = clip_model, clip_weights
         self.images_per_prompt, self.batch_size = images_per_prompt, batch_size
 
     def protocol(self) -> dict[str, Any]:
-        return {"metric": DEFINITION, "prompts": self.prompt_file.name,
-                "prompts_sha256": file_sha256(self.prompt_file), "images_per_prompt": self.images_per_prompt,
-                "clip_model": self.clip_model}
+        return {"metric": DEFINITION, "clip_model": self.clip_model, **self._prompt_protocol()}
 
-    def evaluate(self, generator, context: EvalContext) -> list[Metric]:
+    def _prompt_protocol(self) -> dict[str, Any]:
+        if self.prompt_file is None:
+            return {"prompts": FOLDER_PROMPTS}
+        return {"prompts": self.prompt_file.name, "prompts_sha256": file_sha256(self.prompt_file),
+                "images_per_prompt": self.images_per_prompt}
+
+    def evaluate(self, target, context: EvalContext) -> Measurement:
+        from lina_bench.evaluators.targets import GENEVAL_FOLDER, Samples
+
+        clip = load_clip(self.clip_model, self.clip_weights, context.device)
+        if isinstance(target, Samples):
+            scores = folder_clip_scores(target.require(GENEVAL_FOLDER, what="The CLIP score"), clip, self.batch_size)
+            prompts = {"prompts": FOLDER_PROMPTS}
+        else:
+            scores = self._generator_scores(target, clip, context.seed)
+            prompts = self._prompt_protocol()
+        return Measurement(clip_score_metrics(scores),
+                           {"metric": DEFINITION, **clip.identity, **prompts, "images": len(scores)})
+
+    def _generator_scores(self, generator, clip: ClipModel, seed: int) -> torch.Tensor:
         from lina_bench.evaluators.geneval.generate import check_text_generator, draw
 
         check_text_generator(generator, "The CLIP score")
-        clip = load_clip(self.clip_model, self.clip_weights, context.device)
+        if self.prompts is None:
+            raise LinaBenchError("clip-score of a generator needs the option 'prompts' (a prompt file)")
         items = [(i, j) for i in range(len(self.prompts)) for j in range(self.images_per_prompt)]
-        scores = [clip_scores(clip, images, [self.prompts[i] for i, _ in batch], self.batch_size)
-                  for batch, images in draw(generator, self.prompts, items, context.seed, self.batch_size)]
-        return clip_score_metrics(torch.cat(scores))
-
+        return torch.cat([clip_scores(clip, images, [self.prompts[i] for i, _ in batch], self.batch_size)
+                          for batch, images in draw(generator, self.prompts, items, seed, self.batch_size)])

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.base import EvalContext, Evaluator
+from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.evaluators.distributed import barrier, rank_and_world
 from lina_bench.evaluators.fid_metrics import (
     ADM_IS_SPLIT,
@@ -248,30 +248,36 @@ def _metrics(features: dict[str, np.ndarray], reference: Reference, ref_features
 
 
 class Fid(Evaluator):
-    """FID, sFID, IS, KID and precision/recall of a class-conditional generator (ADM protocol)."""
+    """FID, sFID, IS, KID and precision/recall of a class-conditional generator or of samples made
+    elsewhere (ADM npz or image folder), against reference statistics (ADM protocol)."""
 
-    scope = "generator"
+    targets = ("generator", "samples")
 
     def __init__(self, ref: str, inception_weights: str, num_samples: int = 50000, batch_size: int = 50,
                  shard_size: int = 1000, is_convention: str = "adm", kid: bool = True,
-                 precision_recall: bool = True) -> None:
+                 precision_recall: bool = True, save_png: str | None = None, save_npz: str | None = None) -> None:
         from lina_bench.evaluators.fid_reference import load_reference
         from lina_bench.evaluators.inception import check_weights
 
         self.reference = load_reference(ref)
         self.weights = check_weights(inception_weights)
         self.num_samples = num_samples
-        self.options = FidOptions(batch_size, shard_size, is_convention, kid, precision_recall)
+        self.options = FidOptions(batch_size, shard_size, is_convention, kid, precision_recall,
+                                  Path(save_png) if save_png else None, Path(save_npz) if save_npz else None)
         self.options.check()
 
     def protocol(self) -> dict[str, Any]:
         return {**self.reference.protocol(), "num_samples": self.num_samples, "is_convention":
                 self.options.is_convention, "extractor": EXTRACTOR, "uint8_convention": UINT8_CONVENTION}
 
-    def evaluate(self, generator, context: EvalContext) -> list[Metric]:
-        from lina_bench.evaluators.fid_sources import GeneratorSource
+    def evaluate(self, target, context: EvalContext) -> Measurement:
+        from lina_bench.evaluators.fid_sources import GeneratorSource, open_samples
+        from lina_bench.evaluators.targets import IMAGE_FOLDER, NPZ, Samples
 
-        source = GeneratorSource(generator, self.num_samples, context.seed)
+        if isinstance(target, Samples):
+            source = open_samples(target.require(NPZ, IMAGE_FOLDER, what="FID"))
+        else:
+            source = GeneratorSource(target, self.num_samples, context.seed)
         result = compute_fid(source, self.reference, self.weights, context.work_dir or Path("."), self.options,
                              context.device, context.progress)
-        return result.metrics if result is not None else []
+        return Measurement([], {}) if result is None else Measurement(result.metrics, result.protocol)

@@ -25,10 +25,12 @@ import torch
 from torch import nn
 from torch.utils import flop_counter
 
+from lina_bench import registry
 from lina_bench.errors import JobFailed, LinaBenchError
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
 from lina_bench.kernels.formulas import chunked_decay_macs, lina_forward_macs
-from lina_bench.models.generator import Generator
+from lina_bench.models.attention.base import AttentionModule
+from lina_bench.models.generator import CostStage, Generator
 from lina_bench.schema import Metric
 
 with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
@@ -181,33 +183,13 @@ def count_torch(module: nn.Module, inputs: tuple[Any, ...]) -> FlopReport:
 
 def analytic_macs(variant: str, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
                   batch: int = 1, options: dict[str, Any] | None = None) -> dict[str, int]:
-    """Closed-form MACs of one attention-variant call, by operator kind (fvcore convention).
-
-    N = prefix + h*w tokens, C = dim, d = C / H:
-    projections 4 N C^2 (qkv or q + kv, and proj) for every variant, plus
-    softmax: 2 N^2 C (QK^T and PV); division/subtraction forms: N C (2d + 1) (state, query, norm);
-    conv branches: C h w k^2; lasad: sum over chunks of 2 L^2 C + 2 L C d (the last chunk's state
-    update is skipped).
-    """
-    options = options or {}
-    h, w = grid
-    n, c = prefix + h * w, dim
-    d = c // num_heads
-    macs = {"linear": 4 * n * c * c}
-    if variant == "softmax":
-        macs["scaled_dot_product_attention"] = 2 * n * n * c
-    elif variant in ("linear", "linear-sub", "linear-dwc", "linear-sub-dwc", "lina", "lit"):
-        macs["matmul"] = lina_forward_macs((1, num_heads, n, d), (1, num_heads, n, d))
-        if variant in ("linear-dwc", "linear-sub-dwc", "lina"):
-            macs["conv"] = c * h * w * 25
-        if variant == "lit":
-            macs["conv"] = c * h * w * options.get("kernel_size", 5) ** 2
-    elif variant == "lasad":
-        shape = (1, num_heads, n, d)
-        macs["matmul"] = chunked_decay_macs(shape, shape, options.get("chunk_size", 64), final_state=False)
-    else:
-        raise LinaBenchError(f"no closed-form FLOP count for attention variant {variant!r}")
-    return {op: count * batch for op, count in macs.items()}
+    """Closed-form MACs of one call of attention variant ``variant`` (plugins included), by operator
+    kind (fvcore convention): its module class's :meth:`AttentionModule.analytic_macs`."""
+    factory = registry.attention.get(variant)
+    if not (isinstance(factory, type) and issubclass(factory, AttentionModule)):
+        raise LinaBenchError(f"no closed-form FLOP count for attention variant {variant!r} "
+                             f"(its factory {factory!r} is not an AttentionModule subclass)")
+    return factory.analytic_macs(dim, num_heads, tuple(grid), prefix, batch, **(options or {}))
 
 
 # ---- counting a variant or a generator ----------------------------------------------------------
@@ -312,21 +294,73 @@ class FlopsSweep(Evaluator):
         return metrics
 
 
+@dataclass
+class StageFlops:
+    """FLOPs of one cost stage: ``report`` counts one probe call on ``batch`` images (one CFG half);
+    ``attention_share`` is the fraction of that call spent in the stage's attention modules."""
+
+    stage: CostStage
+    report: FlopReport
+    batch: int
+    attention_share: float
+
+    @property
+    def gmacs_per_call(self) -> float:
+        """GMACs of one real call per image: per probe call / batch, x2 under CFG."""
+        return self.report.gmacs / self.batch * self.stage.batch_multiplier
+
+    @property
+    def gmacs_per_image(self) -> float:
+        return self.gmacs_per_call * self.stage.calls_per_image
+
+    def as_json(self) -> dict[str, Any]:
+        """The stage's facts; ``macs``/``gmacs`` count the probe call on the whole batch."""
+        return {**self.stage.describe(), "macs": self.report.total, "gmacs": self.report.gmacs,
+                "gmacs_per_call": self.gmacs_per_call, "gmacs_per_image": self.gmacs_per_image,
+                "attention_share": self.attention_share}
+
+
+@dataclass
+class GeneratorFlops:
+    """FLOPs of a generator's sampling, stage by stage (the main network first)."""
+
+    stages: list[StageFlops]
+
+    @property
+    def gmacs_per_image(self) -> float:
+        return sum(s.gmacs_per_image for s in self.stages)
+
+    @property
+    def attention_share(self) -> float:
+        """Attention GMACs per image of all stages / all GMACs per image."""
+        total = self.gmacs_per_image
+        return sum(s.attention_share * s.gmacs_per_image for s in self.stages) / total if total else 0.0
+
+
 def count_generator(generator: Generator, batch: int = 1, counter: str = "fvcore",
-                    elementwise: bool = False) -> FlopReport:
-    """FLOPs of one network call of ``generator``'s sampling (its cost probe)."""
-    probe = generator.cost_probe(batch)
-    if counter == "fvcore":
+                    elementwise: bool = False) -> GeneratorFlops:
+    """FLOPs of one probe call of every cost stage of ``generator`` (:meth:`Generator.cost_probes`)."""
+    if counter not in ("fvcore", "torch"):
+        raise LinaBenchError(f"generators are counted with 'fvcore' or 'torch', not {counter!r}")
+    attention: dict[str, list[str]] = {}
+    for name in generator.attention_modules():  # "<stage>.<name inside the stage's module>"
+        stage_name, _, inner = name.partition(".")
+        attention.setdefault(stage_name, []).append(inner)
+    stages = []
+    for stage in generator.cost_probes(batch):
         with torch.no_grad():
-            return count_fvcore(probe.module, probe.inputs, elementwise)
-    if counter == "torch":
-        with torch.no_grad():
-            return count_torch(probe.module, probe.inputs)
-    raise LinaBenchError(f"generators are counted with 'fvcore' or 'torch', not {counter!r}")
+            report = (count_fvcore(stage.module, stage.inputs, elementwise) if counter == "fvcore"
+                      else count_torch(stage.module, stage.inputs))
+        stages.append(StageFlops(stage, report, batch, report.share(attention.get(stage.name, []))))
+    return GeneratorFlops(stages)
 
 
 class ModelFlops(Evaluator):
-    """FLOPs of a generator: per network call, per image, and the attention modules' share."""
+    """FLOPs of a generator per image, in total and per cost stage, and the attention modules' share.
+
+    ``gmacs_per_call`` is the main (first) stage's GMACs of one call per image (x2 under CFG);
+    ``gmacs_per_call.<stage>`` and ``gmacs_per_image.<stage>`` are every stage's.
+    """
 
     scope = "generator"
 
@@ -338,9 +372,10 @@ class ModelFlops(Evaluator):
                 "convention": CONVENTION_ELEMENTWISE if self.elementwise else CONVENTION}
 
     def evaluate(self, generator: Generator, context: EvalContext) -> list[Metric]:
-        report = count_generator(generator, self.batch, self.counter, self.elementwise)
-        calls = generator.cost_probe(self.batch).calls_per_image
-        share = report.share(list(generator.attention_modules()))
-        return [Metric("gmacs_per_call", report.gmacs / self.batch, "GMACs", higher_is_better=False),
-                Metric("gmacs_per_image", report.gmacs * calls / self.batch, "GMACs", higher_is_better=False),
-                Metric("attention_share", share, "fraction")]
+        flops = count_generator(generator, self.batch, self.counter, self.elementwise)
+        per_stage = [metric for s in flops.stages for metric in (
+            Metric(f"gmacs_per_call.{s.stage.name}", s.gmacs_per_call, "GMACs", higher_is_better=False),
+            Metric(f"gmacs_per_image.{s.stage.name}", s.gmacs_per_image, "GMACs", higher_is_better=False))]
+        return [Metric("gmacs_per_call", flops.stages[0].gmacs_per_call, "GMACs", higher_is_better=False),
+                Metric("gmacs_per_image", flops.gmacs_per_image, "GMACs", higher_is_better=False),
+                Metric("attention_share", flops.attention_share, "fraction"), *per_stage]

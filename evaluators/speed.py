@@ -1,7 +1,8 @@
 """Latency, throughput and peak memory of attention variants and of generators' sampling.
 
 Latency: median and interquartile range of ``repeats`` calls after ``warmup`` calls (CUDA events
-on GPU, ``perf_counter`` on CPU), measured in this process.
+on GPU, ``perf_counter`` on CPU), measured in this process. A generator is timed as whole
+``sample()`` calls, and each of its cost stages as probe calls of the stage's module.
 
 Peak memory of one call, after a warm-up call: on GPU, the CUDA allocator's peak over what was
 allocated before the call. On CPU, torch keeps no allocator statistics, so we measure the process:
@@ -28,7 +29,7 @@ import torch
 from lina_bench.errors import JobFailed, LinaBenchError
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
 from lina_bench.evaluators.timing import Timing, time_calls
-from lina_bench.models.generator import Generator
+from lina_bench.models.generator import CostStage, Generator
 from lina_bench.schema import Metric
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -194,8 +195,40 @@ def speed_metrics(result: SpeedResult, rate_unit: str) -> list[Metric]:
             Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False)]
 
 
+@dataclass
+class StageSpeed:
+    """Latency of one probe call of a cost stage on ``batch`` images (one CFG half), and the seconds
+    per image it implies: median / batch x calls_per_image, x2 under CFG (an estimate: linear in the
+    batch, without the work sample() does between calls)."""
+
+    stage: CostStage
+    timing: Timing
+    batch: int
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.timing.median_ms / 1e3 / self.batch * self.stage.batch_multiplier * self.stage.calls_per_image
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.stage.describe(), "latency_ms": self.timing.median_ms, "latency_p25_ms": self.timing.p25_ms,
+                "latency_p75_ms": self.timing.p75_ms, "seconds_per_image": self.seconds_per_image}
+
+
+def time_stages(generator: Generator, batch: int, device: str, repeats: int, warmup: int) -> list[StageSpeed]:
+    """Time each cost stage's ``module(*inputs)`` for ``batch`` images, where the generator's weights are."""
+    results = []
+    for stage in generator.cost_probes(batch):
+        def call(stage: CostStage = stage) -> None:
+            with torch.no_grad():
+                stage.module(*stage.inputs)
+        results.append(StageSpeed(stage, time_calls(call, device, repeats, warmup), batch))
+    return results
+
+
 class ModelSpeed(Evaluator):
-    """Sampling latency of a generator: seconds per image and per network step, and peak memory."""
+    """Sampling latency of a generator: seconds per image and per network step, and peak memory;
+    per cost stage, the latency of one probe call (``latency_ms.<stage>``, for ``batch`` images) and
+    the seconds per image it implies (``seconds_per_image.<stage>``, see :class:`StageSpeed`)."""
 
     scope = "generator"
 
@@ -213,10 +246,14 @@ class ModelSpeed(Evaluator):
                                                  self.batch, self.repeats, self.warmup))
         steps = generator.info().steps
         per_image_s = result.median_ms / 1e3 / self.batch
+        stages = time_stages(generator, self.batch, context.device, self.repeats, self.warmup)
+        per_stage = [metric for s in stages for metric in (
+            Metric(f"latency_ms.{s.stage.name}", s.timing.median_ms, "ms", higher_is_better=False),
+            Metric(f"seconds_per_image.{s.stage.name}", s.seconds_per_image, "s", higher_is_better=False))]
         return [Metric("seconds_per_image", per_image_s, "s", higher_is_better=False),
                 Metric("seconds_per_step", per_image_s / steps, "s", higher_is_better=False),
                 Metric("images_per_s", result.per_second, "images/s", higher_is_better=True),
-                Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False)]
+                Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False), *per_stage]
 
 
 if __name__ == "__main__":  # the CPU memory subprocess: a JSON spec on stdin, the peak in bytes on stdout

@@ -6,12 +6,17 @@ on CPU); rerunning an interrupted command resumes from its finished shards.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from lina_bench.cli_options import DEFAULT_OUT, init_distributed, parse_assignments
+from lina_bench.cli_options import (
+    DEFAULT_OUT,
+    init_distributed,
+    no_store_option,
+    parse_assignments,
+    report_measurement,
+)
 
 
 @click.command("fid")
@@ -39,52 +44,35 @@ from lina_bench.cli_options import DEFAULT_OUT, init_distributed, parse_assignme
               help="Results store and feature cache.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and protocol as JSON.")
+@no_store_option
 def fid(generator, generator_options, checkpoint, cfg, num_samples, seed, samples, ref, inception_weights,
-        batch_size, shard_size, is_convention, no_kid, no_pr, save_png, save_npz, out_dir, device, as_json) -> None:
+        batch_size, shard_size, is_convention, no_kid, no_pr, save_png, save_npz, out_dir, device, as_json,
+        no_store) -> None:
     """FID, sFID, Inception Score, KID and precision/recall against reference statistics."""
     from lina_bench.errors import LinaBenchError
     from lina_bench.evaluators.base import EvalContext
-    from lina_bench.evaluators.fid import FidOptions, compute_fid
-    from lina_bench.evaluators.fid_reference import load_reference
-    from lina_bench.evaluators.fid_sources import GeneratorSource, open_samples
-    from lina_bench.evaluators.inception import check_weights
-    from lina_bench.runner import record_single, resolve_device
-    from lina_bench.suite import Entry, Job
+    from lina_bench.runner import resolve_device, run_command
+    from lina_bench.suite import Entry, command_job
 
     if bool(generator) == bool(samples):
         raise LinaBenchError("give exactly one of --generator G or --samples DIR|NPZ")
-    reference, weights = load_reference(ref), check_weights(inception_weights)
     device = init_distributed(resolve_device(device))
-    options = FidOptions(batch_size, shard_size, is_convention, not no_kid, not no_pr,
-                         Path(save_png) if save_png else None, Path(save_npz) if save_npz else None)
+    options = {"ref": ref, "inception_weights": inception_weights, "num_samples": num_samples,
+               "batch_size": batch_size, "shard_size": shard_size, "is_convention": is_convention,
+               "kid": not no_kid, "precision_recall": not no_pr, "save_png": save_png, "save_npz": save_npz}
     if generator:
-        from lina_bench.models.generator import build_generator
-
         gen_options = parse_assignments(generator_options, "--set")
         if cfg is not None:
             gen_options["cfg"] = cfg
-        built = build_generator(generator, gen_options, checkpoint).to(device)
-        source = GeneratorSource(built, num_samples, seed)
-        target = Entry(generator, gen_options, checkpoint=checkpoint)
+        target, kind = Entry(generator, gen_options, checkpoint=checkpoint), "generator"
     else:
-        source, target = open_samples(samples), None
-    result = compute_fid(source, reference, weights, Path(out_dir) / "work", options, device)
-    if result is None:  # not rank 0
+        target, kind = Entry(Path(samples).name, {"path": samples}), "samples"
+    job = command_job("fid", Entry("fid", options), target, kind, seed, device)
+    context = EvalContext(device=device, seed=seed, work_dir=Path(out_dir) / "work", progress=True)
+    result = run_command(job, out_dir, context, store=not no_store)
+    if not result.metrics:  # not rank 0
         return
-    config = {"evaluator": {"name": "fid", "options": {"batch_size": batch_size, "shard_size": shard_size,
-                                                       "is_convention": is_convention}},
-              "source": source.identity(), "seed": seed, "device": device}
-    evaluator = Entry("fid", config["evaluator"]["options"])
-    job = Job(f"fid/{generator or Path(samples).name}", "cli:fid", evaluator, target, None, config)
-    run_id = record_single(out_dir, job, result.metrics, result.protocol, EvalContext(device=device, seed=seed))
-    if as_json:
-        click.echo(json.dumps({"metrics": {m.name: m.value for m in result.metrics}, "protocol": result.protocol,
-                               "run_id": run_id}, indent=2))
-        return
-    for metric in result.metrics:
-        click.echo(f"{metric.name:<20} {metric.value:.6g}")
-    click.echo(f"{result.samples} samples vs {reference.path.name} ({reference.kind}); run {run_id} stored in "
-               f"{Path(out_dir) / 'results.sqlite'}")
+    report_measurement(result, out_dir, as_json)
 
 
 @click.group("fid-ref")

@@ -61,21 +61,36 @@ def flops_module(variant: str, dim: int, heads: int, grid: tuple[int, int], pref
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def flops_model(generator: str, generator_options: tuple[str, ...], attention: str | None, checkpoint: str | None,
                 batch: int, counter: str, elementwise: bool, as_json: bool) -> None:
-    """FLOPs of a generator's network call (per call and per image) and the attention share."""
+    """FLOPs of a generator per image, stage by stage (per call and per image), and the attention share.
+
+    JSON: the top-level report keys (macs, gmacs, by_operator, ...) and ``calls_per_image`` are the
+    main (first) stage's; ``gmacs_per_image`` and ``attention_share`` cover all stages; ``stages``
+    lists each stage's name, calls_per_image, cfg_doubles_batch, macs and gmacs (one probe call on
+    the batch), gmacs_per_call (one call per image, x2 under CFG), gmacs_per_image, attention_share.
+    """
     from lina_bench.evaluators.flops import count_generator
 
     gen = build_cli_generator(generator, generator_options, attention, checkpoint)
-    report = count_generator(gen, batch, counter, elementwise)
-    calls = gen.cost_probe(batch).calls_per_image
+    flops = count_generator(gen, batch, counter, elementwise)
+    main = flops.stages[0]
     attention_modules = list(gen.attention_modules())
-    share = report.share(attention_modules)
     params = sum(p.numel() for p in gen.parameters())
     summary = {"generator": generator, "info": gen.info().as_protocol(), "params": params,
-               "calls_per_image": calls, "gmacs_per_image": report.gmacs * calls / batch,
-               "attention_share": share, "attention_modules": attention_modules, **report.as_json()}
+               "calls_per_image": main.stage.calls_per_image, "gmacs_per_image": flops.gmacs_per_image,
+               "attention_share": flops.attention_share, "attention_modules": attention_modules,
+               "stages": [s.as_json() for s in flops.stages], **main.report.as_json()}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
-    _print_report(f"{generator} (batch {batch})", report, {
-        "params": f"{params:,}", "per image": f"{report.gmacs * calls / batch:.6g} GMACs ({calls} calls)",
-        "attention share": f"{100 * share:.2f}% in {len(attention_modules)} attention modules"})
+    click.secho(f"{generator} (batch {batch})", bold=True)
+    click.echo(f"  params: {params:,}")
+    click.echo(f"  per image: {flops.gmacs_per_image:.6g} GMACs in {len(flops.stages)} stages")
+    click.echo(f"  attention share: {100 * flops.attention_share:.2f}% in {len(attention_modules)} attention modules\n")
+    rows = [(s.stage.name, f"{s.stage.calls_per_image:g}", "x2" if s.stage.cfg_doubles_batch else "-",
+             f"{s.gmacs_per_call:.6g}", f"{s.gmacs_per_image:.6g}", f"{100 * s.attention_share:.2f}%")
+            for s in flops.stages]
+    rows.append(("total", "", "", "", f"{flops.gmacs_per_image:.6g}", f"{100 * flops.attention_share:.2f}%"))
+    click.echo(tabulate(rows, headers=["stage", "calls/image", "CFG", "GMACs/call/image", "GMACs/image",
+                                       "attention"], disable_numparse=True) + "\n")
+    for s in flops.stages:
+        _print_report(f"stage {s.stage.name}: one call on {batch} image(s)", s.report, {})

@@ -16,8 +16,10 @@ from lina_bench.cli_options import (
     build_cli_generator,
     generator_options,
     init_distributed,
+    no_store_option,
     option_group,
     parse_assignments,
+    report_measurement,
 )
 
 _prompt_options = option_group(
@@ -54,6 +56,7 @@ _score_options = option_group(
                  help="Official scorer option: threshold, counting_threshold, max_objects, max_overlap, "
                       "position_threshold (repeatable)."),
     click.option("--json", "as_json", is_flag=True, help="Print the summary and protocol as JSON."),
+    no_store_option,
 )
 _common_options = option_group(
     click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
@@ -79,29 +82,28 @@ def _generate(metadata, object_names, rewrites, generator, generator_opts, atten
     return generate_images(built, prompts, images, images_per_prompt, seed, batch_size)
 
 
-def _score_and_report(images, out_dir, cache, score_options, object_names, device, as_json) -> None:
+def _score_and_report(images, out_dir, cache, score_options, object_names, device, as_json, no_store=False) -> None:
+    """Score a folder from a detection cache as the ``geneval`` evaluator does on a samples target."""
     from lina_bench.evaluators.base import EvalContext
-    from lina_bench.evaluators.distributed import rank_and_world
-    from lina_bench.evaluators.geneval.pipeline import score
-    from lina_bench.runner import record_single
-    from lina_bench.suite import Entry, Job
+    from lina_bench.evaluators.geneval.results import summarize
+    from lina_bench.runner import run_command
+    from lina_bench.suite import Entry, command_job
 
-    if rank_and_world()[0] != 0:
+    options = {"detections": str(cache.folder), "object_names": object_names, "out": str(out_dir),
+               "options": parse_assignments(score_options, "--option")}
+    job = command_job("geneval", Entry("geneval", options), Entry(Path(images).name, {"path": str(images)}),
+                      "samples", device=device)
+    result = run_command(job, out_dir, EvalContext(device=device, work_dir=Path(out_dir) / "work"), not no_store)
+    if not result.metrics:  # not rank 0
         return
-    options = parse_assignments(score_options, "--option")
-    result = score(images, out_dir, cache, options, object_names)
-    evaluator = Entry("geneval", {"options": result.protocol["options"]})
-    config = {"evaluator": {"name": "geneval", "options": result.protocol["options"]},
-              "images": str(Path(images).resolve()), "detections": cache.identity}
-    job = Job(f"geneval/{Path(images).name}", "cli:geneval", evaluator, None, None, config)
-    run_id = record_single(out_dir, job, result.summary.metrics(), result.protocol, EvalContext(device=device))
+    summary = summarize(Path(out_dir) / "results.jsonl")
     if as_json:
-        click.echo(json.dumps({"summary": result.summary.as_dict(), "protocol": result.protocol, "run_id": run_id},
+        click.echo(json.dumps({"summary": summary.as_dict(), "protocol": result.protocol, "run_id": result.run_id},
                               indent=2))
         return
-    click.echo(result.summary.table())
-    click.echo(f"\nwrote {result.results_path} and summary.json; run {run_id} stored in "
-               f"{Path(out_dir) / 'results.sqlite'}")
+    click.echo(summary.table())
+    stored = f"run {result.run_id} stored in {Path(out_dir) / 'results.sqlite'}" if result.run_id else "not stored"
+    click.echo(f"\nwrote {Path(out_dir) / 'results.jsonl'} and summary.json; {stored}")
 
 
 @click.group("geneval")
@@ -151,11 +153,12 @@ def detect_cmd(images, object_names, detector, detector_weights, mmdet_config, c
 @click.option("--object-names", type=click.Path(dir_okay=False), help="Orders classes in results.jsonl details.")
 @_score_options
 @_common_options
-def score_cmd(images, detections, object_names, score_options, as_json, out_dir, device) -> None:
+def score_cmd(images, detections, object_names, score_options, as_json, no_store, out_dir, device) -> None:
     """Verdicts from cached detections: results.jsonl (official format), summary.json, results store."""
     from lina_bench.evaluators.geneval.pipeline import find_cache
 
-    _score_and_report(images, out_dir, find_cache(out_dir, detections), score_options, object_names, device, as_json)
+    _score_and_report(images, out_dir, find_cache(out_dir, detections), score_options, object_names, device, as_json,
+                      no_store)
 
 
 @geneval.command("run")
@@ -167,7 +170,7 @@ def score_cmd(images, detections, object_names, score_options, as_json, out_dir,
 @_common_options
 def run_cmd(metadata, object_names, rewrites, generator, generator_options, attention, checkpoint, images_per_prompt,
             seed, batch_size, images, detector, detector_weights, mmdet_config, clip_model, clip_weights, bgcolor,
-            no_crop, save_masks, score_options, as_json, out_dir, device) -> None:
+            no_crop, save_masks, score_options, as_json, no_store, out_dir, device) -> None:
     """generate + detect + score for a registered text-to-image generator."""
     from lina_bench.evaluators.geneval.pipeline import detect
     from lina_bench.evaluators.geneval.prompts import object_names_path
@@ -184,7 +187,7 @@ def run_cmd(metadata, object_names, rewrites, generator, generator_options, atte
     settings = _settings(detector, detector_weights, mmdet_config, clip_model, clip_weights, bgcolor, no_crop,
                          save_masks)
     cache = detect(images, out_dir, settings, names, device)
-    _score_and_report(images, out_dir, cache, score_options, names, device, as_json)
+    _score_and_report(images, out_dir, cache, score_options, names, device, as_json, no_store)
 
 
 @click.command("clip-score")
@@ -195,26 +198,16 @@ def run_cmd(metadata, object_names, rewrites, generator, generator_options, atte
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common_options
-def clip_score_cmd(images, clip_model, clip_weights, batch_size, as_json, out_dir, device) -> None:
+@no_store_option
+def clip_score_cmd(images, clip_model, clip_weights, batch_size, as_json, out_dir, device, no_store) -> None:
     """CLIP score of a GenEval-layout image folder against each prompt folder's prompt."""
     from lina_bench.evaluators.base import EvalContext
-    from lina_bench.evaluators.clip_model import load_clip
-    from lina_bench.evaluators.clip_score import DEFINITION, clip_score_metrics, folder_clip_scores
-    from lina_bench.runner import record_single, resolve_device
-    from lina_bench.suite import Entry, Job
+    from lina_bench.runner import resolve_device, run_command
+    from lina_bench.suite import Entry, command_job
 
     device = resolve_device(device)
-    clip = load_clip(clip_model, clip_weights, device)
-    scores = folder_clip_scores(images, clip, batch_size)
-    metrics = clip_score_metrics(scores)
-    protocol = {"metric": DEFINITION, **clip.identity, "images": len(scores)}
-    config = {"evaluator": {"name": "clip-score", "options": {}}, "images": str(Path(images).resolve()),
-              "clip": clip.identity}
-    job = Job(f"clip-score/{Path(images).name}", "cli:clip-score", Entry("clip-score", {}), None, None, config)
-    run_id = record_single(out_dir, job, metrics, protocol, EvalContext(device=device))
-    if as_json:
-        click.echo(json.dumps({"metrics": {m.name: m.value for m in metrics}, "protocol": protocol,
-                               "run_id": run_id}, indent=2))
-    else:
-        click.echo(f"CLIP score {scores.mean():.4f} (std {scores.std(unbiased=False):.4f}) over {len(scores)} "
-                   f"images; run {run_id} stored in {Path(out_dir) / 'results.sqlite'}")
+    options = {"clip_model": clip_model, "clip_weights": clip_weights, "batch_size": batch_size}
+    job = command_job("clip-score", Entry("clip-score", options), Entry(Path(images).name, {"path": str(images)}),
+                      "samples", device=device)
+    result = run_command(job, out_dir, EvalContext(device=device), store=not no_store)
+    report_measurement(result, out_dir, as_json)

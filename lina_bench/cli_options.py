@@ -90,3 +90,23 @@ def init_distributed(device: str) -> str:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
     return device
+
+
+no_store_option = click.option("--no-store", is_flag=True,
+                               help="Measure and print only; do not store the rows in OUT/results.sqlite.")
+
+
+def report_measurement(result, out_dir: str, as_json: bool) -> None:
+    """Print a command's :class:`lina_bench.runner.CommandResult`: JSON (metrics, the stored protocol,
+    run id) or one line per metric and where the rows are stored."""
+    import json
+    from pathlib import Path
+
+    if as_json:
+        click.echo(json.dumps({"metrics": {m.name: m.value for m in result.metrics}, "protocol": result.protocol,
+                               "run_id": result.run_id}, indent=2))
+        return
+    for metric in result.metrics:
+        click.echo(f"{metric.name:<24} {metric.value:.6g} {metric.unit if metric.unit != '1' else ''}".rstrip())
+    where = f"run {result.run_id} stored in {Path(out_dir) / 'results.sqlite'}" if result.run_id else "not stored"
+    click.echo(where)

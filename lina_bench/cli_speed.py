@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 import click
+from tabulate import tabulate
 
 from lina_bench.cli_options import generator_options, module_options, parse_assignments
 
@@ -21,8 +22,11 @@ def speed() -> None:
     """Measure latency (median, IQR), throughput and peak memory."""
 
 
-def _emit(header: dict, result, rate_unit: str, as_json: bool) -> None:
+def _emit(header: dict, result, rate_unit: str, as_json: bool, stages: list | None = None) -> None:
+    """Print one measurement; ``stages`` (StageSpeed, generators only) adds a ``stages`` list / table."""
     data = {**header, **asdict(result), "throughput": result.per_second, "throughput_unit": rate_unit}
+    if stages is not None:
+        data["stages"] = [s.as_json() for s in stages]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -31,6 +35,12 @@ def _emit(header: dict, result, rate_unit: str, as_json: bool) -> None:
                f"{result.repeats} calls)")
     click.echo(f"  throughput: {result.per_second:,.1f} {rate_unit}")
     click.echo(f"  peak memory: {result.peak_mem_bytes / 2**20:.1f} MiB  ({result.memory_method})")
+    if stages:
+        rows = [(s.stage.name, f"{s.stage.calls_per_image:g}", "x2" if s.stage.cfg_doubles_batch else "-",
+                 f"{s.timing.median_ms:.3f}", f"{s.seconds_per_image:.6g}") for s in stages]
+        rows.append(("total (stages)", "", "", "", f"{sum(s.seconds_per_image for s in stages):.6g}"))
+        click.echo("\n" + tabulate(rows, headers=["stage", "calls/image", "CFG", "ms/call (batch)", "s/image"],
+                                    disable_numparse=True))
 
 
 @speed.command("module")
@@ -66,16 +76,18 @@ def speed_module(variant: str, dim: int, heads: int, grid: tuple[int, int], pref
 @AS_JSON
 def speed_model(generator: str, generator_options: tuple[str, ...], attention: str | None, checkpoint: str | None,
                 batch: int, device: str, repeats: int, warmup: int, as_json: bool) -> None:
-    """Sampling latency of a generator: per image and per network step."""
+    """Sampling latency of a generator: per image and per network step; per cost stage, the latency
+    of one probe call for BATCH images and the seconds per image it implies (JSON: ``stages``)."""
     from lina_bench.cli_options import build_cli_generator
-    from lina_bench.evaluators.speed import generator_spec, measure
+    from lina_bench.evaluators.speed import generator_spec, measure, time_stages
     from lina_bench.runner import resolve_device
 
     gen = build_cli_generator(generator, generator_options, attention, checkpoint)  # validates up front
     spec = gen.build_spec
-    result = measure(generator_spec(spec.name, spec.options, spec.checkpoint, resolve_device(device),
-                                             batch, repeats, warmup))
+    device = resolve_device(device)
+    result = measure(generator_spec(spec.name, spec.options, spec.checkpoint, device, batch, repeats, warmup))
+    stages = time_stages(gen.to(device), batch, device, repeats, warmup)
     steps = gen.info().steps
     per_image = result.median_ms / 1e3 / batch
     _emit({"generator": generator, "batch": batch, "steps": steps, "seconds_per_image": round(per_image, 6),
-           "seconds_per_step": round(per_image / steps, 6)}, result, "images/s", as_json)
+           "seconds_per_step": round(per_image / steps, 6)}, result, "images/s", as_json, stages)

@@ -192,6 +192,7 @@ attention: Registry[Any] = Registry("attention variant")
 generators: Registry[Any] = Registry("generator")
 evaluators: Registry[Any] = Registry("evaluator")
 reports: Registry[Any] = Registry("report")
+targets: Registry[Any] = Registry("target kind")
 
 for _name, _target in {
     "softmax": "lina_bench.models.attention.softmax:SoftmaxAttention",
@@ -216,3 +217,5 @@ evaluators.register("fid", "lina_bench.evaluators.fid:Fid")
 evaluators.register("geneval", "lina_bench.evaluators.geneval.pipeline:GenEval")
 evaluators.register("clip-score", "lina_bench.evaluators.clip_score:ClipScore")
 reports.register("efficiency", "lina_bench.reports.efficiency:EfficiencyReport")
+for _name, _target in {"attention": "AttentionKind", "generator": "GeneratorKind", "samples": "SamplesKind"}.items():
+    targets.register(_name, f"lina_bench.evaluators.targets:{_target}")

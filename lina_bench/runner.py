@@ -15,8 +15,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from lina_bench import registry
-from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator
+from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.provenance import provenance
 from lina_bench.schema import RESULT_FIELDS, Metric, Result
 from lina_bench.store import JobRecord, ResultStore
@@ -69,30 +69,26 @@ class RunSummary:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
-def _target_and_protocol(job: Job, evaluator: Evaluator, device: str) -> tuple[Any, dict[str, Any]]:
-    from lina_bench.models.generator import build_generator
+def prepare(job: Job, device: str) -> tuple[Evaluator, Any, Any]:
+    """Build the job's evaluator, its target kind and its target (bad options or files raise here)."""
+    evaluator = registry.evaluators.build(job.evaluator.name, **job.evaluator.options)
+    kind = registry.targets.build(job.kind)
+    return evaluator, kind, kind.build(job, device)
 
-    protocol: dict[str, Any] = {"evaluator": {"name": job.evaluator.name, **evaluator.protocol()}}
-    if evaluator.scope == "attention":
-        assert job.variant is not None
-        protocol["variant"] = {"name": job.variant.name, "options": job.variant.options}
-        return AttentionTarget(job.variant.name, job.variant.options), protocol
-    assert job.generator is not None
-    options = dict(job.generator.options)
-    if job.variant is not None:
-        options["attention"] = job.variant.name
-        if job.variant.options:
-            options["attention_options"] = job.variant.options
-    generator = build_generator(job.generator.name, options, job.generator.checkpoint).to(device)
-    protocol["generator"] = generator.info().as_protocol()
-    return generator, protocol
+
+def measure(job: Job, evaluator: Evaluator, kind: Any, target: Any, context: EvalContext
+            ) -> tuple[list[Metric], dict[str, Any]]:
+    """Run the evaluator on the target: its metrics and the row protocol (the evaluator's part as it
+    learned it while measuring, and the target kind's part)."""
+    result = evaluator.evaluate(target, context)
+    metrics, learned = ((result.metrics, result.protocol) if isinstance(result, Measurement)
+                        else (result, evaluator.protocol()))
+    return metrics, {"evaluator": {"name": job.evaluator.name, **learned}, kind.protocol_key: kind.protocol(target)}
 
 
 def run_job(job: Job, context: EvalContext) -> tuple[list[Metric], dict[str, Any]]:
     """Build the job's evaluator and target, and measure."""
-    evaluator = registry.evaluators.build(job.evaluator.name, **job.evaluator.options)
-    target, protocol = _target_and_protocol(job, evaluator, context.device)
-    return evaluator.evaluate(target, context), protocol
+    return measure(job, *prepare(job, context.device), context)
 
 
 def run_suite(suite: Suite, out_dir: str | Path, force: bool = False, device: str | None = None,
@@ -181,13 +177,42 @@ def record_job(store: ResultStore, run_id: str, job: Job, metrics: list[Metric],
     store.record_job(record, results)
 
 
-def record_single(out_dir: str | Path, job: Job, metrics: list[Metric], protocol: dict[str, Any],
-                  context: EvalContext) -> str:
-    """Store the result of a job run outside a suite (e.g. `lina-bench fid`) as a run of its own."""
+@dataclass
+class CommandResult:
+    """What a measuring command got: its metrics, the stored protocol and the run id (None when not
+    stored: ``--no-store``, or a torchrun rank other than 0)."""
+
+    metrics: list[Metric]
+    protocol: dict[str, Any]
+    run_id: str | None
+
+
+def run_command(job: Job, out_dir: str | Path, context: EvalContext, store: bool = True) -> CommandResult:
+    """A measuring command's job, on the suite path: prepared (bad usage raises, nothing stored),
+    measured, and stored as a run of its own. A failed measurement (:class:`JobFailed`, e.g. NaN
+    images) is stored as a failed job and raised (exit 1)."""
+    from lina_bench.evaluators.distributed import rank_and_world
+
+    evaluator, kind, target = prepare(job, context.device)
+    started = utc_now()
+    stored = store and rank_and_world()[0] == 0
+    try:
+        metrics, protocol = measure(job, evaluator, kind, target, context)
+    except JobFailed as exc:
+        if stored:
+            _record_run(out_dir, job, [], {}, f"{type(exc).__name__}: {exc}", context, started)
+        raise
+    run_id = _record_run(out_dir, job, metrics, protocol, None, context, started) if stored else None
+    return CommandResult(metrics, protocol, run_id)
+
+
+def _record_run(out_dir: str | Path, job: Job, metrics: list[Metric], protocol: dict[str, Any], error: str | None,
+                context: EvalContext, started: str) -> str:
+    """Store one job as a run of its own (a command's measurement)."""
     store = ResultStore.in_dir(out_dir)
-    run_id, started = new_run_id(), utc_now()
+    run_id = new_run_id()
     store.start_run(run_id, job.suite, started)
-    record_job(store, run_id, job, metrics, protocol, None, context, started)
-    store.finish_run(run_id, "ok", utc_now())
+    record_job(store, run_id, job, metrics, protocol, error, context, started)
+    store.finish_run(run_id, "failed" if error else "ok", utc_now())
     store.close()
     return run_id

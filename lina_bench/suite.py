@@ -14,6 +14,8 @@ Format (every key but ``evaluators`` is optional)::
         options: {dim: 32}
         checkpoint: path/to/weights.safetensors   # optional, local file
         attention: [softmax, lina]                # optional: one build per variant
+    samples:                    # images made elsewhere, for fid / clip-score / geneval
+      - {name: lina-official, path: samples/lina_50k.npz}   # ADM npz, image folder or GenEval folder
     evaluators:
       - name: module-profile
         label: profile-small    # optional; names the jobs (label/variant), default: the name
@@ -38,9 +40,10 @@ from lina_bench import registry
 from lina_bench.errors import LinaBenchError
 from lina_bench.schema import config_hash
 
-TOP_KEYS = {"name", "description", "seed", "device", "attention", "generators", "evaluators", "reports"}
+TOP_KEYS = {"name", "description", "seed", "device", "attention", "generators", "samples", "evaluators", "reports"}
 ENTRY_KEYS = {"attention": {"name", "label", "options"},
               "generators": {"name", "label", "options", "checkpoint", "attention"},
+              "samples": {"name", "path"},
               "evaluators": {"name", "label", "options"},
               "reports": {"name", "options"}}
 DEVICE_RE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
@@ -76,7 +79,8 @@ class Entry:
 
 @dataclass
 class Job:
-    """One (generator or None, variant or None, evaluator) triple; ``key`` hashes its full config."""
+    """One evaluator on one target of a registered ``kind``: a variant, a generator (and variant) or a
+    samples entry (``options["path"]``); ``key`` hashes its full config."""
 
     name: str
     suite: str
@@ -84,6 +88,12 @@ class Job:
     generator: Entry | None
     variant: Entry | None
     config: dict[str, Any]
+    kind: str = ""
+    samples: Entry | None = None
+
+    def __post_init__(self) -> None:
+        if not self.kind:  # jobs made before target kinds were registered
+            self.kind = "generator" if self.generator else "samples" if self.samples else "attention"
 
     @property
     def key(self) -> str:
@@ -101,23 +111,42 @@ class Suite:
     evaluators: list[Entry]
     reports: list[Entry]
     source: str
+    samples: list[Entry] = field(default_factory=list)
 
     def jobs(self) -> list[Job]:
-        """Every job, in suite order: evaluators outer, then variants or generators(/variants)."""
-        jobs = []
-        for ev in self.evaluators:
-            scope = registry.evaluators.get(ev.name).scope
-            if scope == "attention":
-                pairs = [(None, v) for v in self.attention]
-            else:
-                pairs = [(g, v) for g in self.generators for v in (g.attention or [None])]
-            for gen, var in pairs:
-                target = var.label if gen is None else gen.label + (f"[{var.label}]" if var else "")
-                config = {"suite": self.name, "seed": self.seed, "device": self.device,
-                          "evaluator": ev.config(), "generator": gen.config() if gen else None,
-                          "variant": var.config() if var else None}
-                jobs.append(Job(f"{ev.label}/{target}", self.name, ev, gen, var, config))
-        return jobs
+        """Every job, in suite order: evaluators outer, then each target kind they measure, in its
+        section's order (generators with variants: each variant)."""
+        return [job for ev in self.evaluators for kind in registry.evaluators.get(ev.name).targets
+                for job in jobs_of(self, ev, registry.targets.build(kind))]
+
+
+def command_job(command: str, evaluator: Entry, target: Entry, kind: str, seed: int = 0, device: str = "cpu") -> Job:
+    """The job a measuring command runs: the one job of a one-entry suite named ``cli:<command>``, so a
+    command and a suite build, measure and store it the same way."""
+    target_kind = registry.targets.build(kind)
+    suite = Suite(f"cli:{command}", "", seed, device, [], [], [evaluator], [], f"<{command} command>")
+    getattr(suite, target_kind.section).append(target)  # the section attribute holding that kind's entries
+    return jobs_of(suite, evaluator, target_kind)[0]
+
+
+def jobs_of(suite: "Suite", evaluator: Entry, kind: Any) -> list[Job]:
+    """The jobs of one evaluator on the suite's entries of one target kind."""
+    jobs = []
+    for label, fields in kind.entries(suite):
+        gen, var, samples = fields.get("generator"), fields.get("variant"), fields.get("samples")
+        config = {"suite": suite.name, "seed": suite.seed, "device": suite.device, "evaluator": evaluator.config(),
+                  "generator": gen.config() if gen else None, "variant": var.config() if var else None}
+        if samples is not None:  # only samples jobs carry the key, so older job keys stay valid
+            config["samples"] = samples_config(samples)
+        jobs.append(Job(f"{evaluator.label}/{label}", suite.name, evaluator, gen, var, config, kind.name, samples))
+    return jobs
+
+
+def samples_config(entry: Entry) -> dict[str, Any]:
+    """A samples entry's part of the job config: its name and what identifies the files."""
+    from lina_bench.evaluators.targets import Samples
+
+    return {"name": entry.name, **Samples.open(entry.name, entry.options["path"]).identity()}
 
 
 def builtin_suites() -> dict[str, str]:
@@ -220,22 +249,20 @@ def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite")
 
     attention = _entries(data, "attention", registry.attention, problems, reserved=GEOMETRY)
     generators = _entries(data, "generators", registry.generators, problems)
+    samples = _samples(data, problems)
     evaluators = _entries(data, "evaluators", registry.evaluators, problems)
     reports = _entries(data, "reports", registry.reports, problems)
     if "evaluators" not in data:
         problems.add(("evaluators",), "a suite needs at least one evaluator")
+    sections = {"attention": attention, "generators": generators, "samples": samples}
     for i, ev in enumerate(evaluators):
-        if ev.name not in registry.evaluators:
-            continue
-        scope = registry.evaluators.get(ev.name).scope
-        if scope == "attention" and not attention:
-            problems.add(("evaluators", i), f"evaluator {ev.name!r} measures attention variants, "
-                                            "but the suite lists none under 'attention'")
-        if scope == "generator" and not generators:
-            problems.add(("evaluators", i), f"evaluator {ev.name!r} measures generators, "
-                                            "but the suite lists none under 'generators'")
+        kinds = [registry.targets.build(k) for k in registry.evaluators.get(ev.name).targets]
+        if not any(sections.get(k.section) for k in kinds):
+            problems.add(("evaluators", i), f"evaluator {ev.name!r} measures {' or '.join(k.noun for k in kinds)}, "
+                                            f"but the suite lists none under "
+                                            f"{' or '.join(repr(k.section) for k in kinds)}")
     problems.raise_if_any()
-    suite = Suite(name, description, seed, device, attention, generators, evaluators, reports, source)
+    suite = Suite(name, description, seed, device, attention, generators, evaluators, reports, source, samples)
     seen: dict[str, int] = {}
     for job in suite.jobs():
         seen[job.name] = seen.get(job.name, 0) + 1
@@ -305,6 +332,33 @@ def _entries(data: dict, section: str, reg: registry.Registry, problems: _Proble
             except LinaBenchError as exc:
                 problems.add(here + ("options",), str(exc))
         entries.append(entry)
+    return entries
+
+
+def _samples(data: dict, problems: _Problems) -> list[Entry]:
+    """The ``samples:`` section: ``{name, path}`` entries whose path is an npz or a folder."""
+    from lina_bench.evaluators.targets import samples_format
+
+    items = data.get("samples")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        problems.add(("samples",), f"must be a list, got {type(items).__name__}")
+        return []
+    entries = []
+    for i, item in enumerate(items):
+        here = ("samples", i)
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("path"), str):
+            problems.add(here, "must be a mapping {name: <label>, path: <npz or folder>}")
+            continue
+        for key in sorted(set(item) - ENTRY_KEYS["samples"]):
+            problems.add(here + (key,), _unknown("key", key, ENTRY_KEYS["samples"]))
+        try:
+            samples_format(Path(item["path"]))
+        except LinaBenchError as exc:
+            problems.add(here + ("path",), str(exc))
+            continue
+        entries.append(Entry(item["name"], {"path": item["path"]}))
     return entries
 
 

@@ -13,6 +13,7 @@ do not depend on the batch size or on how samples are sharded over processes.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from PIL import Image
 from torch import nn
 
 from lina_bench import registry
-from lina_bench.errors import LinaBenchError
+from lina_bench.errors import JobFailed, LinaBenchError
 from lina_bench.models.attention.base import AttentionModule
 
 UINT8_CONVENTION = "uint8 = round_half_even(clip(x, 0, 1) * 255), x in [0, 1]"
@@ -56,14 +57,31 @@ class BuildSpec:
     checkpoint: str | None = None
 
 
-@dataclass
-class CostProbe:
-    """What cost evaluators measure: ``module(*inputs)`` is one network call of sampling, made
-    ``calls_per_image`` times per image."""
+@dataclass(frozen=True)
+class CostStage:
+    """One network that sampling runs, for the cost evaluators: ``module(*inputs)`` is one call on the
+    probe's batch of images (tensors with ``batch_size`` rows first), made ``calls_per_image`` times per
+    image (a transformer: once per AR or diffusion step; a diffusion head: AR steps x denoising steps;
+    a VAE decoder: once). ``cfg_doubles_batch``: under classifier-free guidance every real call runs
+    the conditional and the unconditional rows together, twice the probe's rows per image.
+    ``name`` is unique among a generator's stages, without "." (it prefixes attention-module names).
+    """
 
+    name: str
     module: nn.Module
     inputs: tuple[Any, ...]
-    calls_per_image: int
+    calls_per_image: float
+    cfg_doubles_batch: bool = False
+
+    @property
+    def batch_multiplier(self) -> int:
+        """Rows one real call runs per image of the probe batch: 2 under CFG, else 1."""
+        return 2 if self.cfg_doubles_batch else 1
+
+    def describe(self) -> dict[str, Any]:
+        """The stage's facts for reports: name, calls_per_image, cfg_doubles_batch."""
+        return {"name": self.name, "calls_per_image": self.calls_per_image,
+                "cfg_doubles_batch": self.cfg_doubles_batch}
 
 
 def sample_seed(seed: int, *index: int) -> int:
@@ -88,8 +106,9 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(image.permute(1, 2, 0).numpy())
 
 
-class NonFiniteImages(LinaBenchError):
-    """A generator produced NaN or inf pixels; they are counted, never clipped into a number."""
+class NonFiniteImages(JobFailed):
+    """A generator produced NaN or inf pixels: a failed measurement (exit 1); they are counted, never
+    clipped into a number."""
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -103,7 +122,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 class Generator(nn.Module, ABC):
-    """Base class of generator families. Subclasses implement ``info``, ``sample`` and ``cost_probe``.
+    """Base class of generator families. Subclasses implement ``info``, ``sample`` and ``cost_probes``.
 
     ``build_spec`` (set by :func:`build_generator`) says how to build the same generator elsewhere.
     """
@@ -122,13 +141,20 @@ class Generator(nn.Module, ABC):
         """
 
     @abstractmethod
-    def cost_probe(self, batch_size: int = 1) -> CostProbe:
-        """The network call that sampling repeats, with representative inputs."""
+    def cost_probes(self, batch_size: int = 1) -> list[CostStage]:
+        """Every network sampling runs, main one (e.g. the transformer) first, with inputs for
+        ``batch_size`` images."""
+
+    def cost_probe(self, batch_size: int = 1) -> CostStage:
+        """Deprecated (removed in the next release): the first of :meth:`cost_probes`."""
+        warnings.warn("Generator.cost_probe() is deprecated; use cost_probes()", DeprecationWarning, stacklevel=2)
+        return self.cost_probes(batch_size)[0]
 
     def attention_modules(self) -> dict[str, AttentionModule]:
-        """Attention modules by qualified name inside ``cost_probe().module``."""
-        probe = self.cost_probe().module
-        return {name: m for name, m in probe.named_modules() if isinstance(m, AttentionModule)}
+        """Attention modules by ``"<stage>.<qualified name in the stage's module>"``,
+        e.g. ``"transformer.blocks.0.attn"``."""
+        return {f"{stage.name}.{name}": m for stage in self.cost_probes()
+                for name, m in stage.module.named_modules() if isinstance(m, AttentionModule)}
 
     def check_conditions(self, conditions: Sequence[Any], seeds: Sequence[int]) -> None:
         """Clear errors for mismatched lengths, out-of-range class labels and non-text prompts."""

@@ -66,3 +66,21 @@ def kill_9_after(target: str, calls: int, *args: str) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         os.waitpid(proc.pid, 0)
         proc.returncode = -signal.SIGKILL
+
+
+def stored_rows(out_dir: Path) -> dict[str, dict]:
+    """The current rows of ``out_dir``'s results store, by metric name (``lina-bench results``)."""
+    import json
+
+    code, text = run_cli("results", "--out", str(out_dir), "--format", "json")
+    assert code == 0, text
+    return {row["metric"]: row for row in json.loads(text)}
+
+
+def assert_same_rows(command_out: Path, suite_out: Path) -> None:
+    """A command and a suite stored the same measurement: metric names, protocols and values equal."""
+    command, suite = stored_rows(command_out), stored_rows(suite_out)
+    assert command.keys() == suite.keys() and command
+    for metric, row in command.items():
+        assert row["protocol"] == suite[metric]["protocol"], metric
+        assert row["value"] == suite[metric]["value"], metric

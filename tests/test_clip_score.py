@@ -14,7 +14,7 @@ from lina_bench.evaluators.clip_model import load_clip
 from lina_bench.evaluators.clip_score import clip_scores, read_prompt_file
 from lina_bench.models.generator import build_generator, sample_seed, to_pil
 
-from cli_helpers import run_cli
+from cli_helpers import assert_same_rows, run_cli, stored_rows
 from geneval_helpers import METADATA, tiny_clip, tiny_mask2former, write_image_folder, write_prompt_files
 
 
@@ -77,7 +77,7 @@ def test_cli_clip_score_of_a_geneval_folder(clip_dir, tmp_path):
     pictures = [Image.open(p).convert("RGB") for p in sorted(images.glob("*/samples/*.png"))]
     expected = np.mean([definition_score(clip, p, m["prompt"]) for p, m in zip(pictures, METADATA, strict=True)])
     assert report["metrics"]["clip_score"] == pytest.approx(float(expected), abs=1e-4)
-    assert report["metrics"]["clip_score_images"] == 6 and report["protocol"]["clip_weights_sha256"]
+    assert report["metrics"]["clip_score_images"] == 6 and report["protocol"]["evaluator"]["clip_weights_sha256"]
 
 
 def test_geneval_and_clip_score_as_suite_evaluators(clip_dir, tmp_path, write_suite):
@@ -124,3 +124,45 @@ evaluators:
     command_rows = {row["metric"]: row["value"] for row in json.loads(output)}
     assert command_rows == {name: value for name, value in rows.items() if name.startswith("geneval_")}
     assert rows["geneval_correct_images"] > 0  # non-trivial numbers: images pass at these thresholds
+
+
+def test_clip_score_command_and_suite_store_the_same_rows(clip_dir, tmp_path, write_suite):
+    images = write_image_folder(tmp_path / "images", images_per_prompt=1)
+    code, output = run_cli("clip-score", str(images), "--clip-model", str(clip_dir), "--out", str(tmp_path / "cmd"),
+                           "--device", "cpu", "--batch-size", "4")
+    assert code == 0, output
+    suite = write_suite(f"""
+samples: [{{name: mine, path: {images}}}]
+evaluators: [{{name: clip-score, options: {{clip_model: {clip_dir}, batch_size: 4}}}}]
+""")
+    code, output = run_cli("run", str(suite), "--out", str(tmp_path / "suite"), "--no-progress")
+    assert code == 0, output
+    assert_same_rows(tmp_path / "cmd", tmp_path / "suite")
+    row = stored_rows(tmp_path / "suite")["clip_score"]
+    assert row["protocol"]["samples"]["path"] == str(images.resolve())
+    assert len(row["protocol"]["samples"]["sha256"]) == 64
+    assert row["protocol"]["evaluator"]["images"] == 6
+
+
+def test_geneval_score_command_and_suite_store_the_same_rows(clip_dir, tmp_path, write_suite):
+    metadata = write_prompt_files(tmp_path / "prompts")
+    names = metadata.with_name("object_names.txt")
+    m2f = tiny_mask2former(tmp_path / "m2f")
+    images = write_image_folder(tmp_path / "images")
+    assert run_cli("geneval", "detect", str(images), "--object-names", str(names), "--detector-weights", str(m2f),
+                   "--clip-model", str(clip_dir), "--out", str(tmp_path / "cmd"), "--device", "cpu")[0] == 0
+    code, output = run_cli("geneval", "score", str(images), "--object-names", str(names), "--option",
+                           "threshold=0.05", "--out", str(tmp_path / "cmd"))
+    assert code == 0, output
+    suite = write_suite(f"""
+samples: [{{name: elsewhere, path: {images}}}]
+evaluators:
+  - name: geneval
+    options: {{object_names: {names}, detector_weights: {m2f}, clip_model: {clip_dir}, options: {{threshold: 0.05}}}}
+""")
+    code, output = run_cli("run", str(suite), "--out", str(tmp_path / "suite"), "--no-progress", "--device", "cpu")
+    assert code == 0, output
+    assert_same_rows(tmp_path / "cmd", tmp_path / "suite")
+    protocol = stored_rows(tmp_path / "suite")["geneval_overall"]["protocol"]["evaluator"]
+    assert protocol["detector"]["backend"] == "transformers" and protocol["detector"]["weights_sha256"]
+    assert protocol["options"]["threshold"] == 0.05 and protocol["images"] == 12

@@ -22,8 +22,10 @@ from lina_bench.evaluators.fid_reference import load_reference
 from lina_bench.evaluators.fid_sources import GeneratorSource, NpzSource
 from lina_bench.evaluators.inception import FEATURE_DIMS, InceptionFeatures
 from lina_bench.models.generator import NonFiniteImages, build_generator, sample_seed
+from lina_bench.provenance import file_sha256
+from lina_bench.store import ResultStore
 
-from cli_helpers import kill_9_after, run_cli
+from cli_helpers import assert_same_rows, kill_9_after, run_cli, stored_rows
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_cli_on_samples_stores_results_with_protocol(assets, tmp_path):
     data = json.loads(text[text.index("{"):])
     assert {"fid", "sfid", "inception_score", "kid", "precision", "recall"} <= set(data["metrics"])
     assert all(np.isfinite(v) for v in data["metrics"].values())
-    protocol = data["protocol"]
+    protocol = data["protocol"]["evaluator"]
     assert protocol["reference"] == "ref.npz" and protocol["is_convention"] == "adm"
     assert protocol["num_samples"] == 20 and protocol["reference_sha256"] == load_reference(assets["ref"]).sha256
     code, text = run_cli("results", "--out", str(out), "--format", "json")
@@ -197,6 +199,48 @@ def test_bad_inputs(assets, tmp_path):
     assert code == 2 and "multiple of the number of classes" in text
 
 
+def test_fid_command_and_suite_store_the_same_rows(assets, tmp_path, write_suite):
+    """`fid --samples NPZ` and a suite's samples entry with the fid evaluator: the same rows, and a
+    protocol that names the Inception weights by sha256 and the samples by path and content."""
+    cmd = tmp_path / "cmd"
+    assert run_cli(*_fid_cli(assets, cmd)[:-1])[0] == 0  # without --json
+    path = write_suite(f"""\
+samples: [{{name: elsewhere, path: {assets['samples']}}}]
+evaluators:
+  - name: fid
+    options: {{ref: {assets['ref']}, inception_weights: {assets['weights']}, batch_size: 4, shard_size: 4, kid: false}}
+""")
+    code, text = run_cli("run", str(path), "--out", str(tmp_path / "suite"), "--no-progress")
+    assert code == 0, text
+    assert_same_rows(cmd, tmp_path / "suite")
+    protocol = stored_rows(cmd)["fid"]["protocol"]
+    assert protocol["evaluator"]["inception_weights_sha256"] == file_sha256(assets["weights"])
+    assert protocol["samples"]["sha256"] == file_sha256(assets["samples"]) and protocol["samples"]["format"] == "npz"
+
+
+def test_other_inception_weights_give_another_protocol(assets, tmp_path):
+    other = random_inception_weights(tmp_path / "other.pth", seed=1)
+    for name, weights in (("a", assets["weights"]), ("b", other)):
+        args = _fid_cli(assets, tmp_path / name)
+        args[args.index("--inception-weights") + 1] = str(weights)
+        assert run_cli(*args)[0] == 0
+    a, b = stored_rows(tmp_path / "a")["fid"]["protocol"], stored_rows(tmp_path / "b")["fid"]["protocol"]
+    assert a != b and a["evaluator"]["inception_weights_sha256"] != b["evaluator"]["inception_weights_sha256"]
+
+
+def test_nan_images_fail_the_measurement_with_exit_1(assets, tmp_path, monkeypatch):
+    from lina_bench.models import toy
+    from lina_bench.models.generator import to_uint8
+
+    nan_images = lambda self, c, s: to_uint8(torch.full((len(c), 3, 8, 8), float("nan")))  # noqa: E731
+    monkeypatch.setattr(toy.ToyGenerator, "sample", nan_images)
+    code, text = run_cli("fid", "--generator", "toy", "--num-samples", "10", "--ref", str(assets["ref"]),
+                         "--inception-weights", str(assets["weights"]), "--batch-size", "5", "--out", str(tmp_path))
+    assert code == 1 and "960 non-finite values in 5 of 5 images" in text
+    jobs = ResultStore.in_dir(tmp_path).jobs()
+    assert [j["status"] for j in jobs] == ["failed"] and "non-finite" in jobs[0]["error"]
+
+
 def test_nan_images_are_counted_not_clipped():
     gen = build_generator("toy")
     with torch.no_grad():
@@ -239,7 +283,8 @@ def test_generator_samples_saved_as_png_and_adm_npz(assets, tmp_path):
                          str(tmp_path / "png"), "--save-npz", str(tmp_path / "samples.npz"), *args)
     assert code == 0, text
     generated = json.loads(text[text.index("{"):])
-    assert generated["protocol"]["seed"] == 3 and "seed(1337)" in generated["protocol"]["sample_order"]
+    assert generated["protocol"]["evaluator"]["seed"] == 3
+    assert "seed(1337)" in generated["protocol"]["evaluator"]["sample_order"]
     gen = build_generator("toy")  # 10 classes, 10 samples: sample i has label i and seed sample_seed(3, i)
     expected = gen.sample(list(range(10)), [sample_seed(3, i) for i in range(10)]).permute(0, 2, 3, 1).numpy()
     np.random.seed(1337)

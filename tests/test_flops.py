@@ -106,10 +106,11 @@ def test_unknown_ops_are_reported_not_dropped():
 def test_generator_counts_and_attention_share():
     gen = build_generator("toy", {"attention": "softmax", "depth": 2, "dim": 32, "grid": [4, 4], "prefix": 4})
     fv, tc = count_generator(gen), count_generator(gen, counter="torch")
-    assert fv.total == tc.total
+    assert [s.report.total for s in fv.stages] == [s.report.total for s in tc.stages]
+    denoiser = fv.stages[0]
     per_block = sum(analytic_macs("softmax", 32, 2, (4, 4), 4).values())
-    assert fv.share(list(gen.attention_modules())) == pytest.approx(2 * per_block / fv.total)
-    assert "unknown" not in fv.uncounted_ops  # the embedding lookup is data movement
+    assert denoiser.attention_share == pytest.approx(2 * per_block / denoiser.report.total)
+    assert all("unknown" not in s.report.uncounted_ops for s in fv.stages)  # the embedding lookup is data movement
 
 
 def test_cli_json_contract():
@@ -195,3 +196,94 @@ print(count_attention(AttentionTarget("lasad"), ModuleSetting(48, 4, (5, 7), 3, 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout.split()[-1]) == sum(analytic_macs("lasad", 48, 4, (5, 7), 3, 2).values())
+
+
+COUNTERS = ("fvcore", "torch", "analytic")
+
+
+@pytest.fixture
+def gqa_plugin():
+    """tests/plugin_variant.py's variant, registered by its entry-point function (loaded as an entry point
+    is) for one test only."""
+    registry.load_object("plugin_variant:register")()
+    yield "test-gqa"
+    registry.attention._entries.pop("test-gqa")
+
+
+@pytest.mark.parametrize("options,kv_macs", [({}, 10240), ({"kv_heads": 2}, 20480)])
+def test_plugin_variant_brings_its_own_closed_form(gqa_plugin: str, options: dict, kv_macs: int):
+    """A plugin's AttentionModule.analytic_macs is all the closed form needs: the three counters agree
+    with it and with the hand count, in the API and through ``lina-bench flops module``."""
+    setting = ModuleSetting(32, 4, (4, 4), 4, 2)  # N = 20, C = 32, d = 8, B = 2
+    # per sample: q and proj 2 N C^2 = 40960, kv 2 N C G d = 10240 G, QK^T and PV 2 N^2 C = 25600
+    expected = 2 * (40960 + kv_macs + 25600)
+    reports = {c: count_attention(AttentionTarget(gqa_plugin, options), setting, c)[0] for c in COUNTERS}
+    assert {c: r.total for c, r in reports.items()} == dict.fromkeys(COUNTERS, expected)
+    assert reports["fvcore"].by_operator == reports["analytic"].by_operator
+    assert "unknown" not in reports["fvcore"].uncounted_ops
+    option_args = [arg for key, value in options.items() for arg in ("--option", f"{key}={value}")]
+    for counter in COUNTERS:
+        code, text = run_cli("flops", "module", "--variant", gqa_plugin, "--dim", "32", "--heads", "4", "--grid",
+                             "4x4", "--prefix", "4", "--batch", "2", *option_args, "--counter", counter, "--json")
+        assert code == 0, text
+        assert json.loads(text)["macs"] == expected
+
+
+def test_variant_without_a_closed_form_is_a_clear_error():
+    registry.attention.register("fixed-320", FixedLength)
+    registry.attention.register("softmax-function", lambda **kwargs: attention.build("softmax", **kwargs))
+    try:
+        with pytest.raises(LinaBenchError, match="no closed-form FLOP count for attention variant 'FixedLength'"):
+            count_attention(AttentionTarget("fixed-320"), SETTINGS[0], "analytic")
+        with pytest.raises(LinaBenchError, match="'softmax-function' .* not an AttentionModule subclass"):
+            analytic_macs("softmax-function", 8, 2, (2, 2))
+    finally:
+        registry.attention._entries.pop("fixed-320")
+        registry.attention._entries.pop("softmax-function")
+
+
+@pytest.mark.parametrize("cfg", [None, 2.5])
+def test_model_flops_add_up_over_stages(cfg: float | None):
+    """``flops model --json``: each stage's macs = an independent fvcore count of the toy's network on
+    the batch; per image = macs / batch x calls (x2 under CFG); totals and attention share add up."""
+    from lina_bench.evaluators.base import EvalContext
+    from lina_bench.evaluators.flops import ModelFlops
+
+    options = {"attention": "lina", "depth": 2, "steps": 3, "grid": [4, 4], "patch": 2, "cfg": cfg}
+    batch, cfg_factor = 2, 1 if cfg is None else 2
+    code, text = run_cli("flops", "model", "--generator", "toy", "--batch", str(batch), "--json",
+                         *[arg for k, v in options.items() for arg in ("--set", f"{k}={json.dumps(v)}")])
+    assert code == 0, text
+    data = json.loads(text)
+    gen = build_generator("toy", options)
+    tokens, labels = torch.zeros(batch, 16, 32, dtype=torch.float64), torch.zeros(batch, dtype=torch.long)
+    with torch.no_grad():
+        macs = {"denoiser": count_fvcore(gen.denoiser, (tokens, labels)).total,
+                "decoder": count_fvcore(gen.decoder, (tokens,)).total}
+    per_image = {"denoiser": macs["denoiser"] / batch * 3 * cfg_factor, "decoder": macs["decoder"] / batch}
+    attention_per_image = 2 * sum(analytic_macs("lina", 32, 2, (4, 4), 4, batch).values()) / batch * 3 * cfg_factor
+
+    stages = {s["name"]: s for s in data["stages"]}
+    assert [s["name"] for s in data["stages"]] == ["denoiser", "decoder"]
+    assert {n: (s["calls_per_image"], s["cfg_doubles_batch"]) for n, s in stages.items()} == {
+        "denoiser": (3, cfg is not None), "decoder": (1, False)}
+    assert {n: s["macs"] for n, s in stages.items()} == macs
+    for name, s in stages.items():
+        assert s["gmacs_per_image"] == pytest.approx(per_image[name] / 1e9, rel=1e-12)
+        assert s["gmacs_per_image"] == pytest.approx(s["gmacs_per_call"] * s["calls_per_image"], rel=1e-12)
+    assert data["gmacs_per_image"] == pytest.approx(sum(per_image.values()) / 1e9, rel=1e-12)
+    assert data["attention_share"] == pytest.approx(attention_per_image / sum(per_image.values()), rel=1e-12)
+    assert stages["denoiser"]["attention_share"] == pytest.approx(attention_per_image / per_image["denoiser"])
+    assert stages["decoder"]["attention_share"] == 0
+    assert data["attention_modules"] == ["denoiser.blocks.0.attn", "denoiser.blocks.1.attn"]
+    assert (data["macs"], data["calls_per_image"]) == (macs["denoiser"], 3)  # top-level: the main stage
+
+    metrics = {m.name: m.value for m in ModelFlops(batch=batch).evaluate(gen, EvalContext())}
+    assert metrics["gmacs_per_call"] == stages["denoiser"]["gmacs_per_call"]
+    assert metrics["gmacs_per_image"] == data["gmacs_per_image"]
+    assert metrics["attention_share"] == data["attention_share"]
+    assert {n: metrics[f"gmacs_per_image.{n}"] for n in stages} == {n: s["gmacs_per_image"] for n, s in stages.items()}
+    code, text = run_cli("flops", "model", "--generator", "toy", "--batch", str(batch),
+                         *[arg for k, v in options.items() for arg in ("--set", f"{k}={json.dumps(v)}")])
+    assert code == 0 and all(f"stage {name}: one call on 2 image(s)" in text for name in stages)
+    assert f"{data['gmacs_per_image']:.6g}" in text.split("total")[1]

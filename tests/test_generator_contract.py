@@ -1,4 +1,5 @@
-"""The generator contract, on the built-in toy generator."""
+"""The generator contract: on the built-in toy generator, and check_generator_contract on every
+registered generator and on generators that break it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from lina_bench import registry
 from lina_bench.errors import LinaBenchError
+from lina_bench.models import ContractViolation, check_generator_contract
 from lina_bench.models.attention.base import AttentionModule
-from lina_bench.models.generator import Generator, build_generator, sample_seed, to_uint8
+from lina_bench.models.generator import CostStage, Generator, build_generator, sample_seed, to_uint8
+from lina_bench.models.toy import ToyGenerator
 
 
 @pytest.mark.parametrize("variant", ["softmax", "lina", "lasad", "lit"])
@@ -37,16 +41,30 @@ def test_uint8_convention():
     assert to_uint8(x).tolist() == [0, 0, 0, 128, 255, 255]  # round half to even at 0.5/255
 
 
-def test_info_probe_and_attention_modules():
-    gen = build_generator("toy", {"attention": "lina", "depth": 3, "steps": 5})
+@pytest.mark.parametrize("cfg", [None, 2.0])
+def test_info_stages_and_attention_modules(cfg: float | None):
+    gen = build_generator("toy", {"attention": "lina", "depth": 3, "steps": 5, "cfg": cfg})
     info = gen.info()
     assert (info.resolution, info.steps, info.conditioning, info.attention) == ((32, 32), 5, "class", "lina")
-    probe = gen.cost_probe(batch_size=2)
-    assert probe.calls_per_image == 5 and probe.module(*probe.inputs).shape == (2, 64, 32)
+    assert info.guidance == cfg
+    denoiser, decoder = gen.cost_probes(batch_size=2)
+    assert (denoiser.name, denoiser.calls_per_image, denoiser.cfg_doubles_batch) == ("denoiser", 5, cfg is not None)
+    assert (decoder.name, decoder.calls_per_image, decoder.cfg_doubles_batch) == ("decoder", 1, False)
+    assert denoiser.module(*denoiser.inputs).shape == (2, 64, 32)
+    assert decoder.module(*decoder.inputs).shape == (2, 64, 3 * 4 * 4)
     modules = gen.attention_modules()
-    assert list(modules) == ["blocks.0.attn", "blocks.1.attn", "blocks.2.attn"]
+    assert list(modules) == ["denoiser.blocks.0.attn", "denoiser.blocks.1.attn", "denoiser.blocks.2.attn"]
     assert all(isinstance(m, AttentionModule) for m in modules.values())
     assert info.as_protocol()["uint8_convention"].startswith("uint8 = round_half_even(clip")
+    with pytest.deprecated_call():
+        assert gen.cost_probe(2).module is gen.denoiser  # the deprecated alias: the first stage
+
+
+def test_cfg_mixes_the_conditional_and_unconditional_rows():
+    seeds = [sample_seed(0, i) for i in range(2)]
+    plain = build_generator("toy", {"cfg": 1.0}).sample([3, 4], seeds)
+    guided = build_generator("toy", {"cfg": 4.0}).sample([3, 4], seeds)
+    assert not torch.equal(plain, guided)
 
 
 def test_bad_conditions_are_clear_errors():
@@ -109,3 +127,71 @@ def test_determinism_evaluator_fails_generators_that_break_the_contract():
     batch_dependent.sample = lambda c, s: real_b(c, s) ^ torch.tensor(len(c) > 1, dtype=torch.uint8)
     with pytest.raises(JobFailed, match="breaks the determinism contract"):
         check.evaluate(batch_dependent, EvalContext())
+
+
+CONTRACT_CASES = [(name, {}) for name in registry.generators.names()] + [
+    ("toy", {"conditioning": "text"}), ("toy", {"cfg": 3.0, "attention": "lasad"})]
+
+
+@pytest.mark.parametrize("name,options", CONTRACT_CASES, ids=lambda v: str(v))
+def test_every_registered_generator_honours_the_contract(name: str, options: dict):
+    check_generator_contract(build_generator(name, options))
+
+
+class BatchDependent(ToyGenerator):
+    def sample(self, conditions, seeds):
+        return super().sample(conditions, seeds) ^ torch.tensor(len(seeds) > 1, dtype=torch.uint8)
+
+
+class DuplicateStages(ToyGenerator):
+    def cost_probes(self, batch_size=1):
+        denoiser, decoder = super().cost_probes(batch_size)
+        return [denoiser, CostStage("denoiser", decoder.module, decoder.inputs, 1)]
+
+
+class NoCalls(ToyGenerator):
+    def cost_probes(self, batch_size=1):
+        denoiser, decoder = super().cost_probes(batch_size)
+        return [denoiser, CostStage("decoder", decoder.module, decoder.inputs, 0)]
+
+
+class WrongRows(ToyGenerator):
+    def cost_probes(self, batch_size=1):
+        return super().cost_probes(batch_size + 1)
+
+
+class UnprefixedAttention(ToyGenerator):
+    def attention_modules(self):
+        return {name.partition(".")[2]: m for name, m in super().attention_modules().items()}
+
+
+class WrongResolution(ToyGenerator):
+    def sample(self, conditions, seeds):
+        return super().sample(conditions, seeds)[..., 1:]
+
+
+class IgnoresSeeds(ToyGenerator):
+    def sample(self, conditions, seeds):
+        return super().sample(conditions, [0] * len(seeds))
+
+
+class NoLengthCheck(ToyGenerator):
+    def sample(self, conditions, seeds):
+        return super().sample(conditions[:len(seeds)], seeds)
+
+
+@pytest.mark.parametrize("broken,clause,message", [
+    (BatchDependent, "determinism", "a batch differs from the same (condition, seed) pairs sampled one by one"),
+    (DuplicateStages, "stages", "stage names must be unique"),
+    (NoCalls, "stages", "stage 'decoder': calls_per_image must be a number > 0, got 0"),
+    (WrongRows, "stages", "first tensor input must have batch_size=2 rows, got 3"),
+    (UnprefixedAttention, "attention_modules", "'blocks.0.attn' is not named '<stage>.<module>'"),
+    (WrongResolution, "output", "must return uint8 (3, 3, 32, 32) on the CPU, got torch.uint8 (3, 3, 32, 31)"),
+    (IgnoresSeeds, "seeds", "two seeds with the same condition give the same image"),
+    (NoLengthCheck, "errors", "2 conditions with 1 seed raised no error"),
+])
+def test_contract_check_names_the_broken_clause(broken: type, clause: str, message: str):
+    with pytest.raises(ContractViolation) as caught:
+        check_generator_contract(broken(steps=1))
+    assert caught.value.clause == clause and isinstance(caught.value, LinaBenchError)
+    assert str(caught.value).startswith(f"generator contract, clause {clause!r}: ") and message in str(caught.value)

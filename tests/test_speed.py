@@ -63,9 +63,15 @@ def test_speed_cli_json_and_suite_evaluators(write_suite, tmp_path):
     data = json.loads(text)
     assert data["work_per_call"] == 18 and data["repeats"] == 3 and data["peak_mem_bytes"] > 0
     assert data["p25_ms"] <= data["median_ms"] <= data["p75_ms"]
-    code, text = run_cli("speed", "model", "--generator", "toy", "--attention", "lasad", "--batch", "2",
-                         "--repeats", "2", "--json")
+    code, text = run_cli("speed", "model", "--generator", "toy", "--attention", "lasad", "--set", "cfg=2",
+                         "--batch", "2", "--repeats", "2", "--json")
     assert code == 0 and json.loads(text)["seconds_per_step"] > 0
+    stages = json.loads(text)["stages"]
+    assert [(s["name"], s["calls_per_image"], s["cfg_doubles_batch"]) for s in stages] == [
+        ("denoiser", 4, True), ("decoder", 1, False)]
+    for stage, factor in zip(stages, (4 * 2, 1), strict=True):  # calls_per_image, x2 under CFG
+        assert 0 < stage["latency_p25_ms"] <= stage["latency_ms"] <= stage["latency_p75_ms"]
+        assert stage["seconds_per_image"] == pytest.approx(stage["latency_ms"] / 1e3 / 2 * factor, rel=1e-12)
     path = write_suite("""\
 attention: [softmax]
 generators: [{name: toy, options: {steps: 2}}]
@@ -85,6 +91,9 @@ evaluators:
     per_image = value["model-speed", "seconds_per_image"]
     assert value["model-speed", "seconds_per_step"] == pytest.approx(per_image / 2, rel=1e-9)  # steps: 2
     assert value["model-speed", "images_per_s"] == pytest.approx(1 / per_image, rel=1e-9)
+    for stage, calls in (("denoiser", 2), ("decoder", 1)):  # batch 1
+        assert value["model-speed", f"seconds_per_image.{stage}"] == pytest.approx(
+            value["model-speed", f"latency_ms.{stage}"] / 1e3 * calls, rel=1e-9)
 
 
 @pytest.mark.parametrize("args,message", [

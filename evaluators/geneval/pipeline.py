@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.base import EvalContext, Evaluator
+from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, load_clip
 from lina_bench.evaluators.distributed import rank_and_world
 from lina_bench.evaluators.geneval.colors import DEFAULT_BGCOLOR, ColorClassifier
@@ -26,7 +26,7 @@ from lina_bench.evaluators.geneval.layout import scan_images, write_text_atomic
 from lina_bench.evaluators.geneval.prompts import load_object_names, load_prompts, object_names_path
 from lina_bench.evaluators.geneval.results import Summary, score_folder, summarize, write_results
 from lina_bench.evaluators.geneval.scoring import ScoringOptions
-from lina_bench.schema import Metric, canonical_json
+from lina_bench.schema import canonical_json
 
 CACHE_DIR = "geneval-detections"
 
@@ -116,33 +116,59 @@ def score(images: str | Path, out: str | Path, cache: DetectionCache, options: d
 
 
 class GenEval(Evaluator):
-    """GenEval of a text-to-image generator: generate, detect (local models), score."""
+    """GenEval of a text-to-image generator (generate, detect with local models, score) or of a GenEval
+    image folder made elsewhere (detect, score; or score only, from a detection cache)."""
 
-    scope = "generator"
+    targets = ("generator", "samples")
 
-    def __init__(self, metadata: str, detector_weights: str, clip_model: str = DEFAULT_ARCH,
-                 clip_weights: str | None = None, detector: str = "transformers", object_names: str | None = None,
-                 rewrites: str | None = None, images_per_prompt: int = 4, batch_size: int = 4,
-                 options: dict | None = None) -> None:
-        self.prompts = load_prompts(metadata, object_names, rewrites)
-        self.object_names_path = object_names_path(metadata, object_names)
+    def __init__(self, metadata: str | None = None, detector_weights: str | None = None,
+                 clip_model: str = DEFAULT_ARCH, clip_weights: str | None = None, detector: str = "transformers",
+                 object_names: str | None = None, rewrites: str | None = None, images_per_prompt: int = 4,
+                 batch_size: int = 4, options: dict | None = None, detections: str | None = None,
+                 out: str | None = None) -> None:
+        if detector_weights is None and detections is None:
+            raise LinaBenchError("geneval needs detector_weights (a local detector), or detections (a detection "
+                                 "cache folder made by `lina-bench geneval detect`) to score from")
+        self.prompts = load_prompts(metadata, object_names, rewrites) if metadata else None
+        self.object_names_path = object_names_path(metadata, object_names) if metadata or object_names else None
         self.settings = DetectSettings(detector, detector_weights, clip_model=clip_model, clip_weights=clip_weights)
         self.options = ScoringOptions.parse(options)
         self.images_per_prompt, self.batch_size = images_per_prompt, batch_size
+        self.detections, self.out = detections, out
 
     def protocol(self) -> dict[str, Any]:
-        return {"benchmark": "geneval", "prompts": self.prompts.source, "images_per_prompt": self.images_per_prompt,
+        prompts = None if self.prompts is None else self.prompts.source
+        return {"benchmark": "geneval", "prompts": prompts, "images_per_prompt": self.images_per_prompt,
                 "detector": self.settings.detector, "clip_model": self.settings.clip_model,
                 "options": self.options.as_dict()}
 
-    def evaluate(self, generator, context: EvalContext) -> list[Metric]:
+    def evaluate(self, target, context: EvalContext) -> Measurement:
+        from lina_bench.evaluators.targets import GENEVAL_FOLDER, Samples
+
         work = Path(context.work_dir or ".") / "geneval"
+        if isinstance(target, Samples):
+            images = target.require(GENEVAL_FOLDER, what="GenEval")
+        else:
+            images = self._generate(target, work, context)
+        if self.detections is not None:
+            cache = find_cache(work, self.detections)
+        else:
+            if self.object_names_path is None:
+                raise LinaBenchError("geneval needs object_names (GenEval's object_names.txt) or metadata beside it "
+                                     "to detect")
+            cache = detect(images, work, self.settings, self.object_names_path, context.device, context.progress)
+        if rank_and_world()[0] != 0:
+            return Measurement([], {})
+        result = score(images, self.out or work, cache, self.options.as_dict(), self.object_names_path)
+        return Measurement(result.summary.metrics(), result.protocol)
+
+    def _generate(self, generator, work: Path, context: EvalContext) -> Path:
+        """The generator's images for the prompts, in a folder of their own (by generator and seed)."""
+        if self.prompts is None:
+            raise LinaBenchError("geneval of a generator needs the option 'metadata' (evaluation_metadata.jsonl)")
         spec = generator.build_spec
-        key = canonical_json(None if spec is None else [spec.name, spec.options, spec.checkpoint])
+        key = canonical_json(None if spec is None else [spec.name, spec.options, spec.checkpoint, context.seed])
         images = work / "images" / hashlib.sha256(key.encode()).hexdigest()[:16]
         generate_images(generator, self.prompts, images, self.images_per_prompt, context.seed, self.batch_size,
                         context.progress)
-        cache = detect(images, work, self.settings, self.object_names_path, context.device, context.progress)
-        if rank_and_world()[0] != 0:
-            return []
-        return score(images, work, cache, self.options.as_dict(), self.object_names_path).summary.metrics()
+        return images

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -41,6 +44,40 @@ class AttentionModule(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_heads={self.num_heads}, grid={self.grid}, prefix={self.prefix}"
+
+    @classmethod
+    def analytic_macs(cls, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                      **options: Any) -> dict[str, int]:
+        """Closed-form MACs of one call on a (batch, N, C) input, by operator kind in fvcore's names and
+        convention (1 multiply-add = 1 FLOP, elementwise ops not counted); N = prefix + h*w, C = dim,
+        d = C / num_heads. ``options`` are constructor options; those that change the cost are read,
+        with the constructor's defaults (:meth:`option`). Variants without a closed form raise.
+        """
+        raise LinaBenchError(f"no closed-form FLOP count for attention variant {cls.__name__!r} "
+                             "(it does not define AttentionModule.analytic_macs)")
+
+    @classmethod
+    def option(cls, options: dict[str, Any], name: str) -> Any:
+        """``options[name]``, else the constructor's default for ``name``."""
+        return options.get(name, inspect.signature(cls).parameters[name].default)
+
+
+def head_shape(dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,
+               batch: int = 1) -> tuple[int, int, int, int]:
+    """(B, H, N, d) of the per-head queries, keys and values: N = prefix + h*w, d = C / H."""
+    return batch, num_heads, prefix + grid[0] * grid[1], dim // num_heads
+
+
+def projection_macs(shape: tuple[int, int, int, int]) -> int:
+    """4 B N C^2 for (B, H, N, d) heads, C = H d: the q, k, v projections (``qkv`` or ``q`` + ``kv``)
+    and ``proj``."""
+    b, h, n, d = shape
+    return 4 * b * n * (h * d) ** 2
+
+
+def grid_conv_macs(channels: int, grid: tuple[int, int], kernel_size: int) -> int:
+    """C h w k^2: a depthwise k x k convolution of C channels over the image tokens (:func:`conv_on_grid`)."""
+    return channels * grid[0] * grid[1] * kernel_size**2
 
 
 def upcast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -24,14 +24,22 @@ o = proj(GroupNorm_H(decayed_attention(q, k, v))) with scale d^-0.5 and no featu
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from lina_bench.errors import LinaBenchError
 from lina_bench.kernels import decayed_linear_attention
-from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_heads, upcast
+from lina_bench.kernels.formulas import chunked_decay_macs
+from lina_bench.models.attention.base import (
+    AttentionModule,
+    fused_qkv,
+    head_shape,
+    merge_heads,
+    projection_macs,
+    upcast,
+)
 
 
 def _image_mask(prefix: int, grid: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +120,15 @@ class LasadAttention(AttentionModule):
         o = merge_heads(o).to(x.dtype)
         o = self.norm(o.reshape(b * n, c)).view(b, n, c)
         return self.proj(o)
+
+    @classmethod
+    def analytic_macs(cls, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                      **options: Any) -> dict[str, int]:
+        """4 N C^2 projections; per head, the sum over chunks of L tokens (``chunk_size``) of
+        2 L^2 d + 2 L d^2 (scores, scores x v, query x state, state update; none after the last chunk)."""
+        shape = head_shape(dim, num_heads, grid, prefix, batch)
+        return {"linear": projection_macs(shape),
+                "matmul": chunked_decay_macs(shape, shape, cls.option(options, "chunk_size"), final_state=False)}
 
 
 __all__ = ["DECAY_FUNCTIONS", "LasadAttention"]

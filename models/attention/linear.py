@@ -15,11 +15,26 @@ variant            normalisation    projections     5x5 dw-conv branch   KV gate
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from lina_bench.kernels import lina_attention
-from lina_bench.models.attention.base import AttentionModule, conv_on_grid, fused_qkv, merge_heads, split_qkv, upcast
+from lina_bench.kernels.formulas import lina_forward_macs
+from lina_bench.models.attention.base import (
+    AttentionModule,
+    conv_on_grid,
+    fused_qkv,
+    grid_conv_macs,
+    head_shape,
+    merge_heads,
+    projection_macs,
+    split_qkv,
+    upcast,
+)
+
+DW_CONV_KERNEL = 5  # the ``dw_conv`` branch's kernel size
 
 
 def subtraction_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -59,7 +74,7 @@ class _LinearAttentionBase(AttentionModule):
             self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         if self.conv_branch:
-            self.dw_conv = nn.Conv2d(dim, dim, kernel_size=5, padding=2, groups=dim)
+            self.dw_conv = nn.Conv2d(dim, dim, kernel_size=DW_CONV_KERNEL, padding=DW_CONV_KERNEL // 2, groups=dim)
         if self.kv_gate:
             self.key_scale = nn.Parameter(torch.ones(1, num_heads, self.num_tokens, 1))
             self.value_scale = nn.Parameter(torch.ones(1, num_heads, self.num_tokens, 1))
@@ -82,6 +97,17 @@ class _LinearAttentionBase(AttentionModule):
         if self.conv_branch:
             out = out + conv_on_grid(x, self.dw_conv, self.prefix, self.grid).to(x.dtype)
         return self.proj(out)
+
+    @classmethod
+    def analytic_macs(cls, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                      **options: Any) -> dict[str, int]:
+        """4 N C^2 projections; N H (2 d^2 + d) attention (state, query x state, normaliser: the same
+        for division and subtraction); C h w 5^2 for the dw-conv branch."""
+        shape = head_shape(dim, num_heads, grid, prefix, batch)
+        macs = {"linear": projection_macs(shape), "matmul": lina_forward_macs(shape, shape)}
+        if cls.conv_branch:
+            macs["conv"] = batch * grid_conv_macs(dim, grid, DW_CONV_KERNEL)
+        return macs
 
 
 class LinearAttention(_LinearAttentionBase):

@@ -8,11 +8,13 @@ commented-out depthwise convolution on the values enabled. Parameter names follo
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from lina_bench.kernels import lina_attention
-from lina_bench.models.attention.base import conv_on_grid
+from lina_bench.models.attention.base import conv_on_grid, grid_conv_macs
 from lina_bench.models.attention.linear import _LinearAttentionBase
 
 
@@ -41,3 +43,11 @@ class LiTAttention(_LinearAttentionBase):
         values = v.reshape(b * h, n, d).to(self.dwc.weight.dtype)
         conv = conv_on_grid(values, self.dwc, self.prefix, self.grid).to(v.dtype)
         return lina_attention(q, k, v, backend=self.backend) + conv.view(b, h, n, d)
+
+    @classmethod
+    def analytic_macs(cls, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                      **options: Any) -> dict[str, int]:
+        """Linear attention's count plus C h w k^2 for ``dwc`` (d channels, on each of the H heads)."""
+        macs = super().analytic_macs(dim, num_heads, grid, prefix, batch, **options)
+        macs["conv"] = batch * grid_conv_macs(dim, grid, cls.option(options, "kernel_size"))
+        return macs

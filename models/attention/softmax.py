@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_heads
+from lina_bench.models.attention.base import AttentionModule, fused_qkv, head_shape, merge_heads, projection_macs
 
 
 class SoftmaxAttention(AttentionModule):
@@ -29,3 +31,11 @@ class SoftmaxAttention(AttentionModule):
         q, k, v = fused_qkv(self.qkv, x, self.num_heads)
         o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         return self.proj(merge_heads(o))
+
+    @classmethod
+    def analytic_macs(cls, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
+                      **options: Any) -> dict[str, int]:
+        """4 N C^2 projections and 2 N^2 C for QK^T and PV (full matrices, causal or not)."""
+        shape = head_shape(dim, num_heads, grid, prefix, batch)
+        b, _, n, _ = shape
+        return {"linear": projection_macs(shape), "scaled_dot_product_attention": 2 * b * n * n * dim}
