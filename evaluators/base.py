@@ -83,6 +83,7 @@ class Measurement:
 
     metrics: list[Metric]
     protocol: dict[str, Any]
+    details: Any = field(default=None, compare=False)  # a command's fuller report (printed, not stored)
 
 
 class Evaluator(ABC):

@@ -27,7 +27,7 @@ from torch.utils import flop_counter
 
 from lina_bench import registry
 from lina_bench.errors import JobFailed, LinaBenchError
-from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
+from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, Measurement, ModuleSetting
 from lina_bench.kernels.formulas import chunked_decay_macs, lina_forward_macs
 from lina_bench.models.attention.base import AttentionModule
 from lina_bench.models.generator import CostStage, Generator
@@ -247,15 +247,16 @@ class Flops(Evaluator):
         return {**self.setting.as_dict(), "counter": self.counter,
                 "convention": CONVENTION_ELEMENTWISE if self.elementwise else CONVENTION}
 
-    def evaluate(self, target: AttentionTarget, context: EvalContext) -> list[Metric]:
+    def evaluate(self, target: AttentionTarget, context: EvalContext) -> Measurement:
         report, params = count_attention(target, self.setting, self.counter, self.elementwise)
         unknown = report.uncounted_ops.get("unknown")
         if unknown:
             raise JobFailed(f"ops without a FLOP handle: {unknown}; the count would be incomplete")
         projections = report.by_operator.get("linear", 0)
-        return [Metric("gmacs", report.gmacs, "GMACs", higher_is_better=False),
-                Metric("gmacs_mixing", (report.total - projections) / 1e9, "GMACs", higher_is_better=False),
-                Metric("params", float(params), "params")]
+        metrics = [Metric("gmacs", report.gmacs, "GMACs", higher_is_better=False),
+                   Metric("gmacs_mixing", (report.total - projections) / 1e9, "GMACs", higher_is_better=False),
+                   Metric("params", float(params), "params")]
+        return Measurement(metrics, self.protocol(), details=(report, params))
 
 
 def sweep_setting(resolution: int, dim: int, num_heads: int, patch: int, prefix_ratio: float) -> ModuleSetting:
@@ -371,11 +372,14 @@ class ModelFlops(Evaluator):
         return {"batch": self.batch, "counter": self.counter,
                 "convention": CONVENTION_ELEMENTWISE if self.elementwise else CONVENTION}
 
-    def evaluate(self, generator: Generator, context: EvalContext) -> list[Metric]:
+    def evaluate(self, generator: Generator, context: EvalContext) -> Measurement:
         flops = count_generator(generator, self.batch, self.counter, self.elementwise)
         per_stage = [metric for s in flops.stages for metric in (
             Metric(f"gmacs_per_call.{s.stage.name}", s.gmacs_per_call, "GMACs", higher_is_better=False),
             Metric(f"gmacs_per_image.{s.stage.name}", s.gmacs_per_image, "GMACs", higher_is_better=False))]
-        return [Metric("gmacs_per_call", flops.stages[0].gmacs_per_call, "GMACs", higher_is_better=False),
-                Metric("gmacs_per_image", flops.gmacs_per_image, "GMACs", higher_is_better=False),
-                Metric("attention_share", flops.attention_share, "fraction"), *per_stage]
+        metrics = [Metric("gmacs_per_call", flops.stages[0].gmacs_per_call, "GMACs", higher_is_better=False),
+                   Metric("gmacs_per_image", flops.gmacs_per_image, "GMACs", higher_is_better=False),
+                   Metric("attention_share", flops.attention_share, "fraction"), *per_stage]
+        details = {"flops": flops, "params": sum(p.numel() for p in generator.parameters()),
+                   "info": generator.info().as_protocol(), "attention_modules": list(generator.attention_modules())}
+        return Measurement(metrics, self.protocol(), details=details)

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 
 from lina_bench.errors import JobFailed, LinaBenchError
-from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
+from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, Measurement, ModuleSetting
 from lina_bench.evaluators.timing import Timing, time_calls
 from lina_bench.models.generator import CostStage, Generator
 from lina_bench.schema import Metric
@@ -181,10 +181,10 @@ class Speed(Evaluator):
         return {**self.setting.as_dict(), "dtype": self.dtype, "backward": self.backward, "repeats": self.repeats,
                 "warmup": self.warmup, "statistic": "median, IQR", "torch_threads": torch.get_num_threads()}
 
-    def evaluate(self, target: AttentionTarget, context: EvalContext) -> list[Metric]:
+    def evaluate(self, target: AttentionTarget, context: EvalContext) -> Measurement:
         result = measure(module_spec(target, self.setting, context.device, self.dtype, self.backward,
                                               self.repeats, self.warmup))
-        return speed_metrics(result, "tokens/s")
+        return Measurement(speed_metrics(result, "tokens/s"), self.protocol(), details=result)
 
 
 def speed_metrics(result: SpeedResult, rate_unit: str) -> list[Metric]:
@@ -240,7 +240,7 @@ class ModelSpeed(Evaluator):
     def protocol(self) -> dict[str, Any]:
         return {"batch": self.batch, "repeats": self.repeats, "warmup": self.warmup, "statistic": "median"}
 
-    def evaluate(self, generator: Generator, context: EvalContext) -> list[Metric]:
+    def evaluate(self, generator: Generator, context: EvalContext) -> Measurement:
         spec = generator.build_spec  # rebuilt in a fresh process on CPU, for the memory peak
         result = measure(generator_spec(spec.name, spec.options, spec.checkpoint, context.device,
                                                  self.batch, self.repeats, self.warmup))
@@ -250,10 +250,11 @@ class ModelSpeed(Evaluator):
         per_stage = [metric for s in stages for metric in (
             Metric(f"latency_ms.{s.stage.name}", s.timing.median_ms, "ms", higher_is_better=False),
             Metric(f"seconds_per_image.{s.stage.name}", s.seconds_per_image, "s", higher_is_better=False))]
-        return [Metric("seconds_per_image", per_image_s, "s", higher_is_better=False),
-                Metric("seconds_per_step", per_image_s / steps, "s", higher_is_better=False),
-                Metric("images_per_s", result.per_second, "images/s", higher_is_better=True),
-                Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False), *per_stage]
+        metrics = [Metric("seconds_per_image", per_image_s, "s", higher_is_better=False),
+                   Metric("seconds_per_step", per_image_s / steps, "s", higher_is_better=False),
+                   Metric("images_per_s", result.per_second, "images/s", higher_is_better=True),
+                   Metric("peak_mem_mib", result.peak_mem_bytes / 2**20, "MiB", higher_is_better=False), *per_stage]
+        return Measurement(metrics, self.protocol(), details=(result, stages))
 
 
 if __name__ == "__main__":  # the CPU memory subprocess: a JSON spec on stdin, the peak in bytes on stdout

@@ -13,6 +13,7 @@ import click
 from lina_bench.cli_options import (
     DEFAULT_OUT,
     init_distributed,
+    measure_command,
     no_store_option,
     parse_assignments,
     report_measurement,
@@ -50,9 +51,8 @@ def fid(generator, generator_options, checkpoint, cfg, num_samples, seed, sample
         no_store) -> None:
     """FID, sFID, Inception Score, KID and precision/recall against reference statistics."""
     from lina_bench.errors import LinaBenchError
-    from lina_bench.evaluators.base import EvalContext
-    from lina_bench.runner import resolve_device, run_command
-    from lina_bench.suite import Entry, command_job
+    from lina_bench.runner import resolve_device
+    from lina_bench.suite import Entry
 
     if bool(generator) == bool(samples):
         raise LinaBenchError("give exactly one of --generator G or --samples DIR|NPZ")
@@ -67,12 +67,9 @@ def fid(generator, generator_options, checkpoint, cfg, num_samples, seed, sample
         target, kind = Entry(generator, gen_options, checkpoint=checkpoint), "generator"
     else:
         target, kind = Entry(Path(samples).name, {"path": samples}), "samples"
-    job = command_job("fid", Entry("fid", options), target, kind, seed, device)
-    context = EvalContext(device=device, seed=seed, work_dir=Path(out_dir) / "work", progress=True)
-    result = run_command(job, out_dir, context, store=not no_store)
-    if not result.metrics:  # not rank 0
-        return
-    report_measurement(result, out_dir, as_json)
+    result = measure_command("fid", "fid", options, target, kind, out_dir, no_store, device, seed)
+    if result.metrics:  # rank 0
+        report_measurement(result, out_dir, as_json)
 
 
 @click.group("fid-ref")

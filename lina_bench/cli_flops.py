@@ -7,7 +7,15 @@ import json
 import click
 from tabulate import tabulate
 
-from lina_bench.cli_options import build_cli_generator, generator_options, module_options, parse_assignments
+from lina_bench.cli_options import (
+    generator_entry,
+    generator_options,
+    measure_command,
+    module_options,
+    parse_assignments,
+    store_options,
+    stored_line,
+)
 
 
 @click.group()
@@ -36,21 +44,27 @@ def _print_report(title: str, report, extra: dict[str, str]) -> None:
               help="fvcore (runs on CPU), torch FlopCounterMode (meta device, no compute) or the closed form.")
 @click.option("--elementwise", is_flag=True, help="Also count elementwise ops (fvcore only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@store_options
 def flops_module(variant: str, dim: int, heads: int, grid: tuple[int, int], prefix: int, batch: int,
-                 variant_options: tuple[str, ...], counter: str, elementwise: bool, as_json: bool) -> None:
-    """FLOPs of one attention-variant call on a (BATCH, PREFIX + h*w, DIM) input."""
-    from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
-    from lina_bench.evaluators.flops import count_attention
+                 variant_options: tuple[str, ...], counter: str, elementwise: bool, as_json: bool, out_dir: str,
+                 no_store: bool) -> None:
+    """FLOPs of one attention-variant call on a (BATCH, PREFIX + h*w, DIM) input (the `flops` evaluator)."""
+    from lina_bench.evaluators.base import ModuleSetting
+    from lina_bench.suite import Entry
 
     setting = ModuleSetting(dim, heads, grid, prefix, batch)
-    target = AttentionTarget(variant, parse_assignments(variant_options, "--option"))
-    report, params = count_attention(target, setting, counter, elementwise)
+    options = parse_assignments(variant_options, "--option")
+    evaluator = {"dim": dim, "num_heads": heads, "grid": list(grid), "prefix": prefix, "batch": batch,
+                 "counter": counter, "elementwise": elementwise}
+    result = measure_command("flops", "flops", evaluator, Entry(variant, options), "attention", out_dir, no_store)
+    report, params = result.details
     if as_json:
-        click.echo(json.dumps({"variant": variant, "options": target.options, "setting": setting.as_dict(),
-                               "params": params, **report.as_json()}, indent=2))
+        click.echo(json.dumps({"variant": variant, "options": options, "setting": setting.as_dict(),
+                               "params": params, **report.as_json(), "run_id": result.run_id}, indent=2))
         return
     _print_report(f"{variant}  dim={dim} heads={heads} grid={grid[0]}x{grid[1]} prefix={prefix} batch={batch}",
                   report, {"tokens": str(setting.tokens), "params": f"{params:,}"})
+    click.echo(stored_line(result, out_dir))
 
 
 @flops.command("model")
@@ -59,8 +73,9 @@ def flops_module(variant: str, dim: int, heads: int, grid: tuple[int, int], pref
 @click.option("--counter", type=click.Choice(["fvcore", "torch"]), default="fvcore", show_default=True)
 @click.option("--elementwise", is_flag=True, help="Also count elementwise ops (fvcore only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@store_options
 def flops_model(generator: str, generator_options: tuple[str, ...], attention: str | None, checkpoint: str | None,
-                batch: int, counter: str, elementwise: bool, as_json: bool) -> None:
+                batch: int, counter: str, elementwise: bool, as_json: bool, out_dir: str, no_store: bool) -> None:
     """FLOPs of a generator per image, stage by stage (per call and per image), and the attention share.
 
     JSON: the top-level report keys (macs, gmacs, by_operator, ...) and ``calls_per_image`` are the
@@ -68,17 +83,15 @@ def flops_model(generator: str, generator_options: tuple[str, ...], attention: s
     lists each stage's name, calls_per_image, cfg_doubles_batch, macs and gmacs (one probe call on
     the batch), gmacs_per_call (one call per image, x2 under CFG), gmacs_per_image, attention_share.
     """
-    from lina_bench.evaluators.flops import count_generator
-
-    gen = build_cli_generator(generator, generator_options, attention, checkpoint)
-    flops = count_generator(gen, batch, counter, elementwise)
+    target = generator_entry(generator, generator_options, attention, checkpoint)
+    result = measure_command("flops", "model-flops", {"batch": batch, "counter": counter, "elementwise": elementwise},
+                             target, "generator", out_dir, no_store)
+    flops, params, attention_modules = (result.details[k] for k in ("flops", "params", "attention_modules"))
     main = flops.stages[0]
-    attention_modules = list(gen.attention_modules())
-    params = sum(p.numel() for p in gen.parameters())
-    summary = {"generator": generator, "info": gen.info().as_protocol(), "params": params,
+    summary = {"generator": generator, "info": result.details["info"], "params": params,
                "calls_per_image": main.stage.calls_per_image, "gmacs_per_image": flops.gmacs_per_image,
                "attention_share": flops.attention_share, "attention_modules": attention_modules,
-               "stages": [s.as_json() for s in flops.stages], **main.report.as_json()}
+               "stages": [s.as_json() for s in flops.stages], **main.report.as_json(), "run_id": result.run_id}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -94,3 +107,4 @@ def flops_model(generator: str, generator_options: tuple[str, ...], attention: s
                                        "attention"], disable_numparse=True) + "\n")
     for s in flops.stages:
         _print_report(f"stage {s.stage.name}: one call on {batch} image(s)", s.report, {})
+    click.echo(stored_line(result, out_dir))

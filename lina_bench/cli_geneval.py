@@ -16,10 +16,12 @@ from lina_bench.cli_options import (
     build_cli_generator,
     generator_options,
     init_distributed,
+    measure_command,
     no_store_option,
     option_group,
     parse_assignments,
     report_measurement,
+    stored_line,
 )
 
 _prompt_options = option_group(
@@ -84,16 +86,13 @@ def _generate(metadata, object_names, rewrites, generator, generator_opts, atten
 
 def _score_and_report(images, out_dir, cache, score_options, object_names, device, as_json, no_store=False) -> None:
     """Score a folder from a detection cache as the ``geneval`` evaluator does on a samples target."""
-    from lina_bench.evaluators.base import EvalContext
     from lina_bench.evaluators.geneval.results import summarize
-    from lina_bench.runner import run_command
-    from lina_bench.suite import Entry, command_job
+    from lina_bench.suite import Entry
 
     options = {"detections": str(cache.folder), "object_names": object_names, "out": str(out_dir),
                "options": parse_assignments(score_options, "--option")}
-    job = command_job("geneval", Entry("geneval", options), Entry(Path(images).name, {"path": str(images)}),
-                      "samples", device=device)
-    result = run_command(job, out_dir, EvalContext(device=device, work_dir=Path(out_dir) / "work"), not no_store)
+    result = measure_command("geneval", "geneval", options, Entry(Path(images).name, {"path": str(images)}),
+                             "samples", out_dir, no_store, device)
     if not result.metrics:  # not rank 0
         return
     summary = summarize(Path(out_dir) / "results.jsonl")
@@ -102,8 +101,7 @@ def _score_and_report(images, out_dir, cache, score_options, object_names, devic
                               indent=2))
         return
     click.echo(summary.table())
-    stored = f"run {result.run_id} stored in {Path(out_dir) / 'results.sqlite'}" if result.run_id else "not stored"
-    click.echo(f"\nwrote {Path(out_dir) / 'results.jsonl'} and summary.json; {stored}")
+    click.echo(f"\nwrote {Path(out_dir) / 'results.jsonl'} and summary.json; {stored_line(result, out_dir)}")
 
 
 @click.group("geneval")
@@ -201,13 +199,10 @@ def run_cmd(metadata, object_names, rewrites, generator, generator_options, atte
 @no_store_option
 def clip_score_cmd(images, clip_model, clip_weights, batch_size, as_json, out_dir, device, no_store) -> None:
     """CLIP score of a GenEval-layout image folder against each prompt folder's prompt."""
-    from lina_bench.evaluators.base import EvalContext
-    from lina_bench.runner import resolve_device, run_command
-    from lina_bench.suite import Entry, command_job
+    from lina_bench.runner import resolve_device
+    from lina_bench.suite import Entry
 
-    device = resolve_device(device)
     options = {"clip_model": clip_model, "clip_weights": clip_weights, "batch_size": batch_size}
-    job = command_job("clip-score", Entry("clip-score", options), Entry(Path(images).name, {"path": str(images)}),
-                      "samples", device=device)
-    result = run_command(job, out_dir, EvalContext(device=device), store=not no_store)
+    result = measure_command("clip-score", "clip-score", options, Entry(Path(images).name, {"path": str(images)}),
+                             "samples", out_dir, no_store, resolve_device(device))
     report_measurement(result, out_dir, as_json)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -70,13 +72,21 @@ generator_options = option_group(
 )
 
 
-def build_cli_generator(generator: str, pairs: tuple[str, ...], attention: str | None, checkpoint: str | None):
-    from lina_bench.models.generator import build_generator
+def generator_entry(generator: str, pairs: tuple[str, ...], attention: str | None, checkpoint: str | None):
+    """The suite entry of ``--generator G --set k=v --attention A --checkpoint W``."""
+    from lina_bench.suite import Entry
 
     options = parse_assignments(pairs, "--set")
     if attention:
         options["attention"] = attention
-    return build_generator(generator, options, checkpoint)
+    return Entry(generator, options, checkpoint=checkpoint)
+
+
+def build_cli_generator(generator: str, pairs: tuple[str, ...], attention: str | None, checkpoint: str | None):
+    from lina_bench.models.generator import build_generator
+
+    entry = generator_entry(generator, pairs, attention, checkpoint)
+    return build_generator(entry.name, entry.options, entry.checkpoint)
 
 
 def init_distributed(device: str) -> str:
@@ -94,19 +104,38 @@ def init_distributed(device: str) -> str:
 
 no_store_option = click.option("--no-store", is_flag=True,
                                help="Measure and print only; do not store the rows in OUT/results.sqlite.")
+# --out/--no-store, for the measuring commands that have no output folder of their own.
+store_options = option_group(
+    click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+                 help="Results store (OUT/results.sqlite)."),
+    no_store_option,
+)
+
+
+def measure_command(command: str, evaluator: str, options: dict[str, Any], target, kind: str, out_dir: str,
+                    no_store: bool, device: str = "cpu", seed: int = 0):
+    """Run a measuring command's job on the suite path and store it (unless ``no_store``)."""
+    from lina_bench.evaluators.base import EvalContext
+    from lina_bench.runner import run_command
+    from lina_bench.suite import Entry, command_job
+
+    job = command_job(command, Entry(evaluator, options), target, kind, seed, device)
+    context = EvalContext(device=device, seed=seed, work_dir=Path(out_dir) / "work", progress=True)
+    return run_command(job, out_dir, context, store=not no_store)
+
+
+def stored_line(result, out_dir: str) -> str:
+    """Where a command's rows went."""
+    return f"run {result.run_id} stored in {Path(out_dir) / 'results.sqlite'}" if result.run_id else "not stored"
 
 
 def report_measurement(result, out_dir: str, as_json: bool) -> None:
     """Print a command's :class:`lina_bench.runner.CommandResult`: JSON (metrics, the stored protocol,
     run id) or one line per metric and where the rows are stored."""
-    import json
-    from pathlib import Path
-
     if as_json:
         click.echo(json.dumps({"metrics": {m.name: m.value for m in result.metrics}, "protocol": result.protocol,
                                "run_id": result.run_id}, indent=2))
         return
     for metric in result.metrics:
         click.echo(f"{metric.name:<24} {metric.value:.6g} {metric.unit if metric.unit != '1' else ''}".rstrip())
-    where = f"run {result.run_id} stored in {Path(out_dir) / 'results.sqlite'}" if result.run_id else "not stored"
-    click.echo(where)
+    click.echo(stored_line(result, out_dir))

@@ -8,7 +8,15 @@ from dataclasses import asdict
 import click
 from tabulate import tabulate
 
-from lina_bench.cli_options import generator_options, module_options, parse_assignments
+from lina_bench.cli_options import (
+    generator_entry,
+    generator_options,
+    measure_command,
+    module_options,
+    parse_assignments,
+    store_options,
+    stored_line,
+)
 
 DEVICE = click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 REPEATS = click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
@@ -22,9 +30,12 @@ def speed() -> None:
     """Measure latency (median, IQR), throughput and peak memory."""
 
 
-def _emit(header: dict, result, rate_unit: str, as_json: bool, stages: list | None = None) -> None:
-    """Print one measurement; ``stages`` (StageSpeed, generators only) adds a ``stages`` list / table."""
-    data = {**header, **asdict(result), "throughput": result.per_second, "throughput_unit": rate_unit}
+def _emit(header: dict, command, rate_unit: str, as_json: bool, out_dir: str) -> None:
+    """Print one measurement (a command's result; its details: the SpeedResult, or for generators the
+    SpeedResult and the per-stage timings, which add a ``stages`` list / table)."""
+    result, stages = command.details if isinstance(command.details, tuple) else (command.details, None)
+    data = {**header, **asdict(result), "throughput": result.per_second, "throughput_unit": rate_unit,
+            "run_id": command.run_id}
     if stages is not None:
         data["stages"] = [s.as_json() for s in stages]
     if as_json:
@@ -41,6 +52,7 @@ def _emit(header: dict, result, rate_unit: str, as_json: bool, stages: list | No
         rows.append(("total (stages)", "", "", "", f"{sum(s.seconds_per_image for s in stages):.6g}"))
         click.echo("\n" + tabulate(rows, headers=["stage", "calls/image", "CFG", "ms/call (batch)", "s/image"],
                                     disable_numparse=True))
+    click.echo(stored_line(command, out_dir))
 
 
 @speed.command("module")
@@ -51,20 +63,24 @@ def _emit(header: dict, result, rate_unit: str, as_json: bool, stages: list | No
 @REPEATS
 @WARMUP
 @AS_JSON
+@store_options
 def speed_module(variant: str, dim: int, heads: int, grid: tuple[int, int], prefix: int, batch: int,
                  variant_options: tuple[str, ...], dtype: str, device: str, backward: bool, repeats: int,
-                 warmup: int, as_json: bool) -> None:
-    """Latency of one attention-variant call (forward, or forward + backward)."""
+                 warmup: int, as_json: bool, out_dir: str, no_store: bool) -> None:
+    """Latency of one attention-variant call (forward, or forward + backward): the `speed` evaluator."""
     from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
-    from lina_bench.evaluators.speed import measure, module_spec
     from lina_bench.runner import resolve_device
+    from lina_bench.suite import Entry
 
     setting = ModuleSetting(dim, heads, grid, prefix, batch)
-    target = AttentionTarget(variant, parse_assignments(variant_options, "--option"))
-    target.build(setting)  # clear errors for bad variants or options before timing anything
-    result = measure(module_spec(target, setting, resolve_device(device), dtype, backward, repeats, warmup))
+    options = parse_assignments(variant_options, "--option")
+    AttentionTarget(variant, options).build(setting)  # clear errors for bad variants or options before timing
+    evaluator = {"dim": dim, "num_heads": heads, "grid": list(grid), "prefix": prefix, "batch": batch, "dtype": dtype,
+                 "backward": backward, "repeats": repeats, "warmup": warmup}
+    result = measure_command("speed", "speed", evaluator, Entry(variant, options), "attention", out_dir, no_store,
+                             resolve_device(device))
     header = {"variant": variant, **setting.as_dict(), "backward": backward}
-    _emit(header, result, "tokens/s", as_json)
+    _emit(header, result, "tokens/s", as_json, out_dir)
 
 
 @speed.command("model")
@@ -74,20 +90,20 @@ def speed_module(variant: str, dim: int, heads: int, grid: tuple[int, int], pref
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
 @AS_JSON
+@store_options
 def speed_model(generator: str, generator_options: tuple[str, ...], attention: str | None, checkpoint: str | None,
-                batch: int, device: str, repeats: int, warmup: int, as_json: bool) -> None:
-    """Sampling latency of a generator: per image and per network step; per cost stage, the latency
-    of one probe call for BATCH images and the seconds per image it implies (JSON: ``stages``)."""
-    from lina_bench.cli_options import build_cli_generator
-    from lina_bench.evaluators.speed import generator_spec, measure, time_stages
+                batch: int, device: str, repeats: int, warmup: int, as_json: bool, out_dir: str,
+                no_store: bool) -> None:
+    """Sampling latency of a generator (the `model-speed` evaluator): per image and per network step; per
+    cost stage, the latency of one probe call for BATCH images and the seconds per image it implies
+    (JSON: ``stages``)."""
     from lina_bench.runner import resolve_device
 
-    gen = build_cli_generator(generator, generator_options, attention, checkpoint)  # validates up front
-    spec = gen.build_spec
-    device = resolve_device(device)
-    result = measure(generator_spec(spec.name, spec.options, spec.checkpoint, device, batch, repeats, warmup))
-    stages = time_stages(gen.to(device), batch, device, repeats, warmup)
-    steps = gen.info().steps
-    per_image = result.median_ms / 1e3 / batch
-    _emit({"generator": generator, "batch": batch, "steps": steps, "seconds_per_image": round(per_image, 6),
-           "seconds_per_step": round(per_image / steps, 6)}, result, "images/s", as_json, stages)
+    target = generator_entry(generator, generator_options, attention, checkpoint)
+    result = measure_command("speed", "model-speed", {"batch": batch, "repeats": repeats, "warmup": warmup},
+                             target, "generator", out_dir, no_store, resolve_device(device))
+    value = {m.name: m.value for m in result.metrics}
+    steps = result.protocol["generator"]["steps"]
+    _emit({"generator": generator, "batch": batch, "steps": steps,
+           "seconds_per_image": round(value["seconds_per_image"], 6),
+           "seconds_per_step": round(value["seconds_per_step"], 6)}, result, "images/s", as_json, out_dir)

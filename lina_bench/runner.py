@@ -76,19 +76,20 @@ def prepare(job: Job, device: str) -> tuple[Evaluator, Any, Any]:
     return evaluator, kind, kind.build(job, device)
 
 
-def measure(job: Job, evaluator: Evaluator, kind: Any, target: Any, context: EvalContext
-            ) -> tuple[list[Metric], dict[str, Any]]:
-    """Run the evaluator on the target: its metrics and the row protocol (the evaluator's part as it
-    learned it while measuring, and the target kind's part)."""
+def measure(job: Job, evaluator: Evaluator, kind: Any, target: Any, context: EvalContext) -> Measurement:
+    """Run the evaluator on the target: its metrics, the row protocol (the evaluator's part as it
+    learned it while measuring, and the target kind's part) and the evaluator's details."""
     result = evaluator.evaluate(target, context)
-    metrics, learned = ((result.metrics, result.protocol) if isinstance(result, Measurement)
-                        else (result, evaluator.protocol()))
-    return metrics, {"evaluator": {"name": job.evaluator.name, **learned}, kind.protocol_key: kind.protocol(target)}
+    if not isinstance(result, Measurement):  # bare metrics: the protocol known before measuring
+        result = Measurement(result, evaluator.protocol())
+    protocol = {"evaluator": {"name": job.evaluator.name, **result.protocol}, kind.protocol_key: kind.protocol(target)}
+    return Measurement(result.metrics, protocol, result.details)
 
 
 def run_job(job: Job, context: EvalContext) -> tuple[list[Metric], dict[str, Any]]:
-    """Build the job's evaluator and target, and measure."""
-    return measure(job, *prepare(job, context.device), context)
+    """Build the job's evaluator and target, and measure: (metrics, row protocol)."""
+    result = measure(job, *prepare(job, context.device), context)
+    return result.metrics, result.protocol
 
 
 def run_suite(suite: Suite, out_dir: str | Path, force: bool = False, device: str | None = None,
@@ -185,6 +186,7 @@ class CommandResult:
     metrics: list[Metric]
     protocol: dict[str, Any]
     run_id: str | None
+    details: Any = None  # the evaluator's fuller report, for the command's output
 
 
 def run_command(job: Job, out_dir: str | Path, context: EvalContext, store: bool = True) -> CommandResult:
@@ -197,13 +199,13 @@ def run_command(job: Job, out_dir: str | Path, context: EvalContext, store: bool
     started = utc_now()
     stored = store and rank_and_world()[0] == 0
     try:
-        metrics, protocol = measure(job, evaluator, kind, target, context)
+        result = measure(job, evaluator, kind, target, context)
     except JobFailed as exc:
         if stored:
             _record_run(out_dir, job, [], {}, f"{type(exc).__name__}: {exc}", context, started)
         raise
-    run_id = _record_run(out_dir, job, metrics, protocol, None, context, started) if stored else None
-    return CommandResult(metrics, protocol, run_id)
+    run_id = _record_run(out_dir, job, result.metrics, result.protocol, None, context, started) if stored else None
+    return CommandResult(result.metrics, result.protocol, run_id, result.details)
 
 
 def _record_run(out_dir: str | Path, job: Job, metrics: list[Metric], protocol: dict[str, Any], error: str | None,

@@ -19,7 +19,7 @@ from lina_bench.models import attention
 from lina_bench.models.attention.base import AttentionModule
 from lina_bench.models.generator import build_generator
 
-from cli_helpers import run_cli
+from cli_helpers import assert_same_rows, run_cli, stored_rows
 
 SETTINGS = [ModuleSetting(48, 4, (5, 7), 3, 2), ModuleSetting(64, 2, (8, 8), 0, 1),
             ModuleSetting(768, 12, (16, 16), 64, 1)]
@@ -278,7 +278,7 @@ def test_model_flops_add_up_over_stages(cfg: float | None):
     assert data["attention_modules"] == ["denoiser.blocks.0.attn", "denoiser.blocks.1.attn"]
     assert (data["macs"], data["calls_per_image"]) == (macs["denoiser"], 3)  # top-level: the main stage
 
-    metrics = {m.name: m.value for m in ModelFlops(batch=batch).evaluate(gen, EvalContext())}
+    metrics = {m.name: m.value for m in ModelFlops(batch=batch).evaluate(gen, EvalContext()).metrics}
     assert metrics["gmacs_per_call"] == stages["denoiser"]["gmacs_per_call"]
     assert metrics["gmacs_per_image"] == data["gmacs_per_image"]
     assert metrics["attention_share"] == data["attention_share"]
@@ -287,3 +287,25 @@ def test_model_flops_add_up_over_stages(cfg: float | None):
                          *[arg for k, v in options.items() for arg in ("--set", f"{k}={json.dumps(v)}")])
     assert code == 0 and all(f"stage {name}: one call on 2 image(s)" in text for name in stages)
     assert f"{data['gmacs_per_image']:.6g}" in text.split("total")[1]
+
+
+def test_flops_commands_and_suite_store_the_same_rows(write_suite, tmp_path):
+    """`flops module` / `flops model` store the rows the `flops` / `model-flops` suite evaluators store."""
+    assert run_cli("flops", "module", "--variant", "lina", "--dim", "64", "--heads", "4", "--grid", "8x8",
+                   "--prefix", "4", "--out", str(tmp_path / "cmd"))[0] == 0
+    assert run_cli("flops", "model", "--generator", "toy", "--set", "steps=3", "--out", str(tmp_path / "cmd"))[0] == 0
+    path = write_suite("""\
+attention: [lina]
+generators: [{name: toy, options: {steps: 3}}]
+evaluators:
+  - {name: flops, options: {dim: 64, num_heads: 4, grid: [8, 8], prefix: 4}}
+  - model-flops
+""")
+    assert run_cli("run", str(path), "--out", str(tmp_path / "suite"), "--no-progress")[0] == 0
+    assert_same_rows(tmp_path / "cmd", tmp_path / "suite")
+    rows = stored_rows(tmp_path / "cmd")
+    assert rows["gmacs"]["value"] * 1e9 == pytest.approx(sum(analytic_macs("lina", 64, 4, (8, 8), 4).values()))
+    assert rows["gmacs"]["protocol"]["variant"] == {"name": "lina", "options": {}}
+    assert run_cli("flops", "module", "--variant", "lina", "--dim", "64", "--heads", "4", "--grid", "8x8",
+                   "--out", str(tmp_path / "none"), "--no-store")[0] == 0
+    assert not (tmp_path / "none" / "results.sqlite").exists()

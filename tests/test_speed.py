@@ -15,7 +15,7 @@ from lina_bench.evaluators.speed import cpu_peak_memory, module_spec
 from lina_bench.evaluators.timing import Timing, time_calls
 from lina_bench.models.attention.base import AttentionModule
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, stored_rows
 
 MIB = 2**20
 
@@ -105,3 +105,22 @@ def test_speed_cli_errors(args, message):
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     code, text = run_cli("speed", "module", *[x for kv in base.items() for x in kv])
     assert code == 2 and message in text
+
+
+def test_speed_commands_and_suite_store_rows_of_equal_protocol(write_suite, tmp_path):
+    """Timings differ run to run; metric names and protocols must not."""
+    assert run_cli("speed", "module", "--variant", "softmax", "--dim", "32", "--heads", "2", "--grid", "4x4",
+                   "--repeats", "2", "--out", str(tmp_path / "cmd"))[0] == 0
+    assert run_cli("speed", "model", "--generator", "toy", "--set", "steps=2", "--repeats", "2",
+                   "--out", str(tmp_path / "cmd"))[0] == 0
+    path = write_suite("""\
+attention: [softmax]
+generators: [{name: toy, options: {steps: 2}}]
+evaluators:
+  - {name: speed, options: {dim: 32, num_heads: 2, grid: [4, 4], repeats: 2}}
+  - {name: model-speed, options: {repeats: 2}}
+""")
+    assert run_cli("run", str(path), "--out", str(tmp_path / "suite"), "--no-progress")[0] == 0
+    command, suite = stored_rows(tmp_path / "cmd"), stored_rows(tmp_path / "suite")
+    assert command.keys() == suite.keys() and "latency_ms" in command and "seconds_per_image" in command
+    assert all(command[m]["protocol"] == suite[m]["protocol"] for m in command)
