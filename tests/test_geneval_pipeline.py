@@ -146,7 +146,7 @@ def test_run_end_to_end_matches_score_image_and_official_summary(assets, tmp_pat
     assert summary["correct_images"] == pytest.approx(df["correct"].mean())
     assert summary["correct_prompts"] == pytest.approx(df.groupby("metadata")["correct"].any().mean())
     assert list(summary["tags"]) == list(dict.fromkeys(m["tag"] for m in METADATA))
-    protocol = report["protocol"]
+    protocol = report["protocol"]["evaluator"]
     assert protocol["detector"]["backend"] == "transformers" and protocol["colors"]["clip_model"] == "clip"
     assert protocol["options"]["threshold"] == 0.05 and protocol["prompt_rewrites"] is None
     assert json.loads((out / "summary.json").read_text())["summary"] == summary
@@ -173,7 +173,7 @@ def test_rewrites_drive_generation_but_not_scoring(assets, tmp_path):
     code, output = run_cli(*_run_args(assets, rewritten, "--rewrites", str(rewrites)), "--json")
     assert code == 0, output
     report = json.loads(output[output.index("{"):])
-    assert report["protocol"]["prompt_rewrites"] == "rewrites.json"
+    assert report["protocol"]["evaluator"]["prompt_rewrites"] == "rewrites.json"
     a = sorted((plain / "geneval-images").glob("*/samples/*.png"))
     b = sorted((rewritten / "geneval-images").glob("*/samples/*.png"))
     assert any(x.read_bytes() != y.read_bytes() for x, y in zip(a, b, strict=True))
