@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lina_bench.engine.provenance import cpu_model
 from lina_bench.evaluators.timing import time_calls
 from lina_bench.kernels import decayed_linear_attention, lina_attention, lina_attention_naive
 from lina_bench.models import attention
-from lina_bench.provenance import cpu_model
 
 from bench_output import results_dir, write_csv
 

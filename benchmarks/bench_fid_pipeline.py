@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lina_bench.provenance import cpu_model
+from lina_bench.engine.provenance import cpu_model
 
 from bench_output import results_dir, write_csv
 
@@ -35,7 +35,7 @@ from pathlib import Path
 from lina_bench.evaluators.fid import FidOptions, compute_fid
 from lina_bench.evaluators.fid_reference import load_reference
 from lina_bench.evaluators.fid_sources import GeneratorSource
-from lina_bench.models.generator import build_generator
+from lina_bench.api.generator import build_generator
 args = json.loads(sys.argv[1])
 gen = build_generator("toy", {"num_classes": 10, "grid": [16, 16], "patch": 4})
 result = compute_fid(GeneratorSource(gen, args["count"], 0), load_reference(args["ref"]), args["weights"],

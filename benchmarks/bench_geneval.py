@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lina_bench.engine.provenance import cpu_model
 from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval.results import result_row
 from lina_bench.evaluators.geneval.scoring import ScoringOptions
-from lina_bench.provenance import cpu_model
 
 from bench_output import results_dir, write_csv
 

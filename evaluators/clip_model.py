@@ -18,8 +18,8 @@ from typing import Any, Callable, Sequence
 import torch
 from PIL import Image
 
-from lina_bench.errors import LinaBenchError
-from lina_bench.provenance import file_sha256
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256
 
 DEFAULT_ARCH = "ViT-L-14-quickgelu"
 WEIGHTS_HINT = ("OpenAI's CLIP ViT-L/14 in open_clip format: open_clip_model.safetensors from the hub repository "

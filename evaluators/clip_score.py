@@ -13,11 +13,11 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256
+from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, ClipModel, load_clip
-from lina_bench.provenance import file_sha256
-from lina_bench.schema import Metric
 
 DEFINITION = "100 * max(cos(image, text), 0), mean over images"
 FOLDER_PROMPTS = "each GenEval folder's prompt"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.distributed import barrier, rank_and_world
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import atomic_path, file_sha256, write_text_atomic
+from lina_bench.api.generator import UINT8_CONVENTION, to_pil
+from lina_bench.api.schema import Metric, canonical_json
 from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
-from lina_bench.evaluators.distributed import barrier, rank_and_world
 from lina_bench.evaluators.fid_metrics import (
     ADM_IS_SPLIT,
     IS_CONVENTIONS,
@@ -40,9 +42,6 @@ from lina_bench.evaluators.fid_metrics import (
 from lina_bench.evaluators.fid_reference import Reference, write_npz
 from lina_bench.evaluators.fid_sources import LINA_NPZ_ORDER, SampleSource, classes_per_is_split
 from lina_bench.evaluators.inception import EXTRACTOR, InceptionFeatures
-from lina_bench.models.generator import UINT8_CONVENTION, to_pil
-from lina_bench.provenance import file_sha256
-from lina_bench.schema import Metric, canonical_json
 
 __all__ = ["Fid", "FidOptions", "compute_fid", "frechet_distance"]
 FEATURES = ("pool", "logits", "spatial")
@@ -93,13 +92,10 @@ def _shard_valid(path: Path) -> bool:
 
 def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """npz then its checksum, each through a temporary name and an atomic rename."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    digest = file_sha256(tmp)
-    tmp.replace(path)
-    checksum_tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.sha256")
-    checksum_tmp.write_text(digest + "\n")
-    checksum_tmp.replace(path.with_suffix(".sha256"))
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+        digest = file_sha256(tmp)
+    write_text_atomic(path.with_suffix(".sha256"), digest + "\n")
 
 
 class ShardedFeatures:

@@ -10,7 +10,7 @@ from torch_fidelity.metric_fid import fid_features_to_statistics
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 
 IS_CONVENTIONS = ("adm", "torch-fidelity")
 ADM_IS_SPLIT = 5000  # ADM's evaluator scores IS over consecutive splits of this many samples

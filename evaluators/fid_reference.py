@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import atomic_path, file_sha256
 from lina_bench.evaluators.inception import FEATURE_DIMS
-from lina_bench.provenance import file_sha256
 
 if TYPE_CHECKING:
     from lina_bench.evaluators.fid_sources import SampleSource
@@ -106,13 +106,11 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], images: SampleSou
         out.flush()
         del out
         members.append("arr_0")
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name in members:
             archive.write(tmp_dir / f"{name}.npy", f"{name}.npy")
             (tmp_dir / f"{name}.npy").unlink()
     tmp_dir.rmdir()
-    tmp.replace(path)
 
 
 def write_reference(path: str | Path, mu: np.ndarray, sigma: np.ndarray, mu_s: np.ndarray, sigma_s: np.ndarray,

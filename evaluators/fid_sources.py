@@ -14,9 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import Generator, sample_seed
 from lina_bench.evaluators.fid_metrics import ADM_IS_SPLIT
-from lina_bench.models.generator import Generator, sample_seed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LINA_NPZ_SEED = 1337

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 from torch.utils import flop_counter
 
-from lina_bench import registry
-from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench.api import registry
+from lina_bench.api.errors import JobFailed, LinaBenchError
+from lina_bench.api.generator import CostStage, Generator
+from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, Measurement, ModuleSetting
 from lina_bench.kernels.formulas import chunked_decay_macs, lina_forward_macs
 from lina_bench.models.attention.base import AttentionModule
-from lina_bench.models.generator import CostStage, Generator
-from lina_bench.schema import Metric
 
 with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_SOURCE = ("torch-fidelity's release v0.2.0 (github.com/toshas/torch-fidelity/releases), the TF "

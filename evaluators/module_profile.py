@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from lina_bench.errors import JobFailed
+from lina_bench.api.errors import JobFailed
+from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, ModuleSetting
 from lina_bench.evaluators.timing import median_ms
-from lina_bench.schema import Metric
 
 
 class ModuleProfile(Evaluator):

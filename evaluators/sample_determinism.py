@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench.api.errors import JobFailed, LinaBenchError
+from lina_bench.api.generator import Generator, placeholder_conditions, sample_seed
+from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import EvalContext, Evaluator
-from lina_bench.models.generator import Generator, placeholder_conditions, sample_seed
-from lina_bench.schema import Metric
 
 
 class SampleDeterminism(Evaluator):

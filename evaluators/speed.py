@@ -26,11 +26,11 @@ from typing import Any, Callable
 
 import torch
 
-from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench.api.errors import JobFailed, LinaBenchError
+from lina_bench.api.generator import CostStage, Generator
+from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, Measurement, ModuleSetting
 from lina_bench.evaluators.timing import Timing, time_calls
-from lina_bench.models.generator import CostStage, Generator
-from lina_bench.schema import Metric
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CPU_MEMORY_METHOD = "peak RSS (VmHWM) growth during one call, fresh subprocess, malloc returns blocks >= 64 KiB"
@@ -125,7 +125,7 @@ def _call(spec: dict[str, Any]):
             module.zero_grad(set_to_none=True)
             module(x).backward(grad)
         return forward_backward, setting.batch * setting.tokens
-    from lina_bench.models.generator import build_generator, placeholder_conditions, sample_seed
+    from lina_bench.api.generator import build_generator, placeholder_conditions, sample_seed
 
     generator = build_generator(spec["generator"], spec["options"], spec.get("checkpoint")).to(device)
     batch = spec["batch"]

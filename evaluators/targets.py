@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators.base import AttentionTarget, TargetKind
 
 NPZ, IMAGE_FOLDER, GENEVAL_FOLDER = "npz", "image-folder", "geneval-folder"
@@ -41,7 +41,7 @@ class GeneratorKind(TargetKind):
                 for g in suite.generators for v in (g.attention or [None])]
 
     def build(self, job, device: str):
-        from lina_bench.models.generator import build_generator
+        from lina_bench.api.generator import build_generator
 
         options = dict(job.generator.options)
         if job.variant is not None:
@@ -110,6 +110,14 @@ class SamplesKind(TargetKind):
 
     def entries(self, suite) -> list[tuple[str, dict[str, Any]]]:
         return [(s.label, {"generator": None, "variant": None, "samples": s}) for s in suite.samples]
+
+    def job_config(self, fields: dict[str, Any]) -> dict[str, Any]:
+        entry = fields["samples"]
+        return {"samples": {"name": entry.name, **Samples.open(entry.name, entry.options["path"]).identity()}}
+
+    def check(self, path: str) -> None:
+        """Raise a clear error unless ``path`` holds samples (an npz or a folder)."""
+        samples_format(Path(path))
 
     def build(self, job, device: str) -> Samples:
         return Samples.open(job.samples.name, job.samples.options["path"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.kernels.decayed_attn.naive import (
     decayed_linear_attention_chunked,
     decayed_linear_attention_step,

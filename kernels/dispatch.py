@@ -6,7 +6,7 @@ import importlib
 
 import torch
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 
 BACKENDS = ("auto", "triton", "torch")
 

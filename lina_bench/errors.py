@@ -1,9 +1,7 @@
-"""Exceptions that the CLI turns into exit codes (see ``lina_bench.cli``)."""
+"""Moved to :mod:`lina_bench.api.errors`; this path keeps working for one release."""
 
+import sys
 
-class LinaBenchError(ValueError):
-    """Bad usage or bad input: unknown names, invalid suites, missing files. Exit code 2."""
+from lina_bench.api import errors as _moved
 
-
-class JobFailed(Exception):
-    """A job or a check failed while running. Exit code 1."""
+sys.modules[__name__] = _moved

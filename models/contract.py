@@ -1,7 +1,7 @@
-"""``check_generator_contract``: does a generator honour the contract of :mod:`lina_bench.models.generator`?
+"""``check_generator_contract``: does a generator honour the contract of :mod:`lina_bench.api.generator`?
 
 A family's test suite runs it on a built generator (lina-bench's own tests run it on every registered
-generator). It raises :class:`ContractViolation` -- a :class:`~lina_bench.errors.LinaBenchError`
+generator). It raises :class:`ContractViolation` -- a :class:`~lina_bench.api.errors.LinaBenchError`
 whose ``clause`` names the broken clause -- at the first problem:
 
 * ``info``: family, (H, W), conditioning, steps, num_classes and guidance are sane; JSON-serialisable.
@@ -23,9 +23,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import CostStage, Generator, GeneratorInfo, placeholder_conditions, sample_seed
 from lina_bench.models.attention.base import AttentionModule
-from lina_bench.models.generator import CostStage, Generator, GeneratorInfo, placeholder_conditions, sample_seed
 
 
 class ContractViolation(LinaBenchError):

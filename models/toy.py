@@ -17,9 +17,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import CostStage, Generator, GeneratorInfo, to_uint8
 from lina_bench.models import attention
-from lina_bench.models.generator import CostStage, Generator, GeneratorInfo, to_uint8
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

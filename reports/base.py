@@ -1,23 +1,10 @@
-"""What a report is: files written from a suite's current results."""
+"""Report helpers; the :class:`Report` contract lives in :mod:`lina_bench.api.report` (re-exported here)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from pathlib import Path
+from lina_bench.api.report import Report
 
-import pandas as pd
-
-
-class Report(ABC):
-    """Builds files (tables, plots, a markdown summary) from a suite's results.
-
-    ``results`` has one row per stored :class:`lina_bench.schema.Result` (each job's latest
-    successful run), with the protocol/config/provenance columns as dicts.
-    """
-
-    @abstractmethod
-    def write(self, results: pd.DataFrame, out_dir: Path) -> list[Path]:
-        """Write into ``out_dir`` (created by the caller); return the files written."""
+__all__ = ["Report", "setting_label"]
 
 
 def setting_label(job: str) -> str:

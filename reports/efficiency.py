@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.reports.base import Report, setting_label
 
 SWEEP_METRIC = re.compile(r"^gmacs@(\d+)px$")
@@ -27,9 +27,9 @@ def _pivot(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.loc[pd.unique(picked.variant), pd.unique(picked.setting)]
 
 
-def flops_table(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Variant x setting: "GMACs (change vs ``baseline`` in the same setting)"."""
-    rows = results[results.evaluator == "flops"].assign(setting=lambda f: f.job.map(setting_label))
+def flops_table(rows: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Variant x setting of the ``flops`` rows: "GMACs (change vs ``baseline`` in the same setting)"."""
+    rows = rows.assign(setting=lambda f: f.job.map(setting_label))
     if rows.empty:
         return pd.DataFrame()
     gmacs = _pivot(rows, "gmacs")
@@ -40,9 +40,8 @@ def flops_table(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
                          for col in gmacs.columns}, index=gmacs.index)
 
 
-def sweep_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Resolution x variant GMACs, with a tokens column."""
-    rows = results[results.evaluator == "flops-sweep"]
+def sweep_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Resolution x variant GMACs of the ``flops-sweep`` rows, with a tokens column."""
     records = {}
     for row in rows.itertuples():
         match = SWEEP_METRIC.match(row.metric)
@@ -82,9 +81,9 @@ def crossover(frame: pd.DataFrame, variant: str, baseline: str, protocol: dict) 
         return f"about {t0 + (t1 - t0) * d0 / (d0 - d1):.0f} tokens (interpolated)"
 
 
-def speed_table(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Variant x setting: "median ms (x ``baseline``), peak MiB"."""
-    rows = results[results.evaluator == "speed"].assign(setting=lambda f: f.job.map(setting_label))
+def speed_table(rows: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Variant x setting of the ``speed`` rows: "median ms (x ``baseline``), peak MiB"."""
+    rows = rows.assign(setting=lambda f: f.job.map(setting_label))
     if rows.empty:
         return pd.DataFrame()
     latency, memory = _pivot(rows, "latency_ms"), _pivot(rows, "peak_mem_mib")
@@ -125,6 +124,9 @@ def plot_sweep(frame: pd.DataFrame, path: Path, baseline: str) -> None:
 class EfficiencyReport(Report):
     """FLOPs tables, resolution sweep + crossover + plot, latency/memory ratios, markdown summary."""
 
+    reads = {"flops": ("gmacs",), "flops-sweep": ("gmacs@*px", "tokens@*px"),
+             "speed": ("latency_ms", "peak_mem_mib")}
+
     def __init__(self, baseline: str = "softmax") -> None:
         self.baseline = baseline
 
@@ -136,20 +138,21 @@ class EfficiencyReport(Report):
         else:
             sections += _provenance_lines(results)
 
-        table = flops_table(results, self.baseline) if not results.empty else pd.DataFrame()
+        flops, sweep, speed_rows = (self.select(results, name) for name in ("flops", "flops-sweep", "speed"))
+        table = flops_table(flops, self.baseline) if not flops.empty else pd.DataFrame()
         if not table.empty:
             files.append(_csv(table, out_dir / "flops_modules.csv"))
-            rows = results[(results.evaluator == "flops") & (results.metric == "gmacs")]
-            headers = {setting_label(r.job): _setting_header(r.protocol["evaluator"]) for r in rows.itertuples()}
+            headers = {setting_label(r.job): _setting_header(r.protocol["evaluator"])
+                       for r in flops[flops.metric == "gmacs"].itertuples()}
             sections += ["## Attention-module FLOPs", "",
                          f"GMACs per module call (fvcore, 1 multiply-add = 1 FLOP) and the change vs {self.baseline}.",
                          ""]
             sections += [f"- `{label}`: {text}" for label, text in headers.items()] + [""]
             sections += [table.to_markdown(), ""]
 
-        frame = sweep_frame(results) if not results.empty else pd.DataFrame()
+        frame = sweep_frame(sweep) if not sweep.empty else pd.DataFrame()
         if not frame.empty:
-            protocol = results[results.evaluator == "flops-sweep"].protocol.iloc[0]["evaluator"]
+            protocol = sweep.protocol.iloc[0]["evaluator"]
             files.append(_csv(frame, out_dir / "flops_sweep.csv"))
             plot_sweep(frame, out_dir / "flops_sweep.png", self.baseline)
             files.append(out_dir / "flops_sweep.png")
@@ -162,9 +165,9 @@ class EfficiencyReport(Report):
                              for v in frame.columns if v not in ("tokens", self.baseline)]
             sections.append("")
 
-        speed = speed_table(results, self.baseline) if not results.empty else pd.DataFrame()
+        speed = speed_table(speed_rows, self.baseline) if not speed_rows.empty else pd.DataFrame()
         if not speed.empty:
-            device = results[results.evaluator == "speed"].provenance.iloc[0]["device"]
+            device = speed_rows.provenance.iloc[0]["device"]
             files.append(_csv(speed, out_dir / "speed.csv"))
             sections += [f"## Latency and peak memory ({device.get('gpu') or device.get('cpu')}, "
                          f"{device.get('torch_threads')} threads; measured side by side in one run)", "",

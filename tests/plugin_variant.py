@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lina_bench import registry
-from lina_bench.errors import LinaBenchError
+from lina_bench.api import registry
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.models.attention.base import AttentionModule, head_shape, merge_heads, split_heads
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.models import attention
 
 VARIANTS = attention.names()

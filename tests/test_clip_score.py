@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import build_generator, sample_seed, to_pil
 from lina_bench.evaluators.clip_model import load_clip
 from lina_bench.evaluators.clip_score import clip_scores, read_prompt_file
-from lina_bench.models.generator import build_generator, sample_seed, to_pil
 
 from cli_helpers import assert_same_rows, run_cli, stored_rows
 from geneval_helpers import METADATA, tiny_clip, tiny_mask2former, write_image_folder, write_prompt_files

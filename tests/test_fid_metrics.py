@@ -9,7 +9,7 @@ from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators import fid as fid_module
 from lina_bench.evaluators.fid import frechet_distance
 from lina_bench.evaluators.fid_metrics import (

@@ -15,15 +15,15 @@ import pytest
 import torch
 from inception_helpers import random_inception_weights
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256
+from lina_bench.api.generator import NonFiniteImages, build_generator, sample_seed
+from lina_bench.engine.store import ResultStore
 from lina_bench.evaluators import fid as fid_module
 from lina_bench.evaluators.fid import FidOptions, compute_fid
 from lina_bench.evaluators.fid_reference import load_reference
 from lina_bench.evaluators.fid_sources import GeneratorSource, NpzSource
 from lina_bench.evaluators.inception import FEATURE_DIMS, InceptionFeatures
-from lina_bench.models.generator import NonFiniteImages, build_generator, sample_seed
-from lina_bench.provenance import file_sha256
-from lina_bench.store import ResultStore
 
 from cli_helpers import assert_same_rows, kill_9_after, run_cli, stored_rows
 
@@ -229,8 +229,8 @@ def test_other_inception_weights_give_another_protocol(assets, tmp_path):
 
 
 def test_nan_images_fail_the_measurement_with_exit_1(assets, tmp_path, monkeypatch):
+    from lina_bench.api.generator import to_uint8
     from lina_bench.models import toy
-    from lina_bench.models.generator import to_uint8
 
     nan_images = lambda self, c, s: to_uint8(torch.full((len(c), 3, 8, 8), float("nan")))  # noqa: E731
     monkeypatch.setattr(toy.ToyGenerator, "sample", nan_images)

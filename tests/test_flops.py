@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from lina_bench import registry
-from lina_bench.errors import LinaBenchError
+from lina_bench.api import registry
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import build_generator
 from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
 from lina_bench.evaluators.flops import analytic_macs, count_attention, count_fvcore, count_generator, count_torch
 from lina_bench.models import attention
 from lina_bench.models.attention.base import AttentionModule
-from lina_bench.models.generator import build_generator
 
 from cli_helpers import assert_same_rows, run_cli, stored_rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.models import attention
 
 

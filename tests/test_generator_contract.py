@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lina_bench import registry
-from lina_bench.errors import LinaBenchError
+from lina_bench.api import registry
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import CostStage, Generator, build_generator, sample_seed, to_uint8
 from lina_bench.models import ContractViolation, check_generator_contract
 from lina_bench.models.attention.base import AttentionModule
-from lina_bench.models.generator import CostStage, Generator, build_generator, sample_seed, to_uint8
 from lina_bench.models.toy import ToyGenerator
 
 
@@ -108,7 +108,7 @@ def test_generator_options_are_checked():
 
 
 def test_determinism_evaluator_fails_generators_that_break_the_contract():
-    from lina_bench.errors import JobFailed
+    from lina_bench.api.errors import JobFailed
     from lina_bench.evaluators.base import EvalContext
     from lina_bench.evaluators.sample_determinism import SampleDeterminism
 

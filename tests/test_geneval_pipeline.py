@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.generator import build_generator, sample_seed
 from lina_bench.evaluators.clip_model import load_clip
 from lina_bench.evaluators.geneval import detect as detect_module
 from lina_bench.evaluators.geneval import score_image
@@ -26,7 +27,6 @@ from lina_bench.evaluators.geneval.generate import generate_images
 from lina_bench.evaluators.geneval.pipeline import DetectSettings, detect, find_cache
 from lina_bench.evaluators.geneval.prompts import load_prompts
 from lina_bench.evaluators.geneval.scoring import COLORS
-from lina_bench.models.generator import build_generator, sample_seed
 
 from cli_helpers import run_cli, run_console
 from geneval_helpers import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators.geneval import score_image
 from lina_bench.evaluators.geneval.results import result_row
 from lina_bench.evaluators.geneval.scoring import ScoringOptions

@@ -11,7 +11,7 @@ import torch
 from references import decayed_loop_reference
 from safetensors import safe_open
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
 from lina_bench.evaluators.flops import count_attention, count_fvcore, count_torch
 from lina_bench.kernels import (

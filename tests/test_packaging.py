@@ -18,7 +18,7 @@ PLUGIN_PACKAGES = ("models", "kernels", "evaluators", "reports")
 IMPORT_CHECK = """
 import importlib.util, json, lina_bench, lina_bench.models.attention as a, lina_bench.kernels, lina_bench.evaluators
 import lina_bench.reports
-from lina_bench.suite import builtin_suites
+from lina_bench.engine.suite import builtin_suites
 m = a.build("lina", dim=8, num_heads=2, grid=(2, 2), prefix=1)
 print(json.dumps({"files": {n: __import__("lina_bench." + n, fromlist=["_"]).__file__ for n in %r},
                   "bare": [n for n in %r if importlib.util.find_spec(n) is not None],

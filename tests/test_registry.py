@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lina_bench import registry
-from lina_bench.errors import LinaBenchError
-from lina_bench.registry import Registry
+from lina_bench.api import registry
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.registry import Registry
 
 
 def make_factory(width: int, name: str = "x", ratio: float = 1.0, flag: bool = False, grid: tuple[int, int] = (1, 1)):
@@ -70,7 +70,7 @@ def test_check_options_reports_unknown_wrong_type_missing_and_reserved():
 def test_entry_point_plugins_register(tmp_path: Path, monkeypatch):
     """A third-party distribution adds an attention variant through the lina_bench.plugins group."""
     (tmp_path / "my_lb_plugin.py").write_text(textwrap.dedent("""
-        from lina_bench import registry
+        from lina_bench.api import registry
         def register():
             registry.attention.register("plugin-softmax", "lina_bench.models.attention.softmax:SoftmaxAttention")
     """))

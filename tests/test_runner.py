@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lina_bench import runner
-from lina_bench.schema import RESULT_FIELDS
-from lina_bench.store import ResultStore
-from lina_bench.suite import parse_suite
+from lina_bench.api.schema import RESULT_FIELDS
+from lina_bench.engine import runner
+from lina_bench.engine.store import ResultStore
+from lina_bench.engine.suite import parse_suite
 
 from cli_helpers import kill_9_after, run_cli
 
@@ -124,7 +124,8 @@ evaluators:
     options: {{dim: 64, num_heads: 4, grid: [16, 16], prefix: 64, repeats: 2}}
 """)
     out = tmp_path / "out"
-    kill_9_after("lina_bench.store:ResultStore.record_job", 2, "run", str(path), "--out", str(out), "--no-progress")
+    kill_9_after("lina_bench.engine.store:ResultStore.record_job", 2, "run", str(path), "--out", str(out),
+                 "--no-progress")
     assert statuses(out) == {"module-profile/softmax": ["ok"], "module-profile/linear": ["ok"]}
     code, output = run_cli("run", str(path), "--out", str(out), "--no-progress")
     assert code == 0 and "already done" in output

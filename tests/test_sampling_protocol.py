@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lina_bench.api.generator import build_generator, sample_seed
 from lina_bench.evaluators.fid_sources import GeneratorSource, lina_npz_order
 from lina_bench.evaluators.geneval.generate import generate_images
 from lina_bench.evaluators.geneval.prompts import load_prompts
-from lina_bench.models.generator import build_generator, sample_seed
 
 from geneval_helpers import METADATA, write_prompt_files
 

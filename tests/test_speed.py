@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lina_bench import registry
+from lina_bench.api import registry
 from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
 from lina_bench.evaluators.speed import cpu_peak_memory, module_spec
 from lina_bench.evaluators.timing import Timing, time_calls

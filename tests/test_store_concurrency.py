@@ -5,8 +5,8 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
-from lina_bench.schema import Result
-from lina_bench.store import JobRecord, ResultStore
+from lina_bench.api.schema import Result
+from lina_bench.engine.store import JobRecord, ResultStore
 
 JOBS, ROWS = 40, 5
 TAGS = ("a", "b", "c")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lina_bench.suite import SuiteError, builtin_suites, load_suite, parse_suite
+from lina_bench.engine.suite import SuiteError, builtin_suites, load_suite, parse_suite
 
 from cli_helpers import run_console
 

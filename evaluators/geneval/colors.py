@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators.clip_model import ClipModel
 from lina_bench.evaluators.geneval.scoring import COLORS
 

@@ -21,13 +21,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.distributed import barrier, rank_and_world
+from lina_bench.api.distributed import barrier, rank_and_world
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256, write_text_atomic
+from lina_bench.api.schema import canonical_json
 from lina_bench.evaluators.geneval.colors import ColorClassifier, classify_all
 from lina_bench.evaluators.geneval.detectors import Detector
-from lina_bench.evaluators.geneval.layout import PromptImages, write_text_atomic
-from lina_bench.provenance import file_sha256
-from lina_bench.schema import canonical_json
+from lina_bench.evaluators.geneval.layout import PromptImages
 
 
 @dataclass

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lina_bench.errors import LinaBenchError
-from lina_bench.provenance import file_sha256
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256
 
 MAX_PER_IMAGE = 100
 MMDET_CONFIG = "mask2former/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py"

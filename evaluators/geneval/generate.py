@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from PIL import Image
 from tqdm import tqdm
 
-from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.distributed import barrier, rank_and_world
-from lina_bench.evaluators.geneval.layout import METADATA_FILE, prompt_folder, sample_path, write_text_atomic
+from lina_bench.api.distributed import barrier, rank_and_world
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import write_bytes_atomic, write_text_atomic
+from lina_bench.api.generator import Generator, sample_seed, to_pil
+from lina_bench.api.schema import canonical_json
+from lina_bench.evaluators.geneval.layout import METADATA_FILE, prompt_folder, sample_path
 from lina_bench.evaluators.geneval.prompts import Prompts
-from lina_bench.models.generator import Generator, sample_seed, to_pil
-from lina_bench.schema import canonical_json
 
 GENERATION_FILE = "generation.json"
 
@@ -55,9 +55,7 @@ def _check_record(out: Path, record: dict[str, Any]) -> None:
 def _save_png(path: Path, image: Image.Image) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def draw(generator: Generator, texts: Sequence[str], items: Sequence[tuple[int, int]], seed: int,

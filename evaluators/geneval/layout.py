@@ -10,13 +10,12 @@ on it).
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators.geneval.scoring import check_metadata
 
 SAMPLE_NAME = re.compile(r"\d+\.png")
@@ -29,13 +28,6 @@ def prompt_folder(root: Path, prompt: int) -> Path:
 
 def sample_path(root: Path, prompt: int, image: int) -> Path:
     return prompt_folder(root, prompt) / "samples" / f"{image:04d}.png"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary name and a rename, so a killed run never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.distributed import rank_and_world
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import write_text_atomic
+from lina_bench.api.schema import canonical_json
 from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, load_clip
-from lina_bench.evaluators.distributed import rank_and_world
 from lina_bench.evaluators.geneval.colors import DEFAULT_BGCOLOR, ColorClassifier
 from lina_bench.evaluators.geneval.detect import DetectionCache, colour_classes, detect_folder
 from lina_bench.evaluators.geneval.detectors import build_detector
 from lina_bench.evaluators.geneval.generate import GENERATION_FILE, generate_images
-from lina_bench.evaluators.geneval.layout import scan_images, write_text_atomic
+from lina_bench.evaluators.geneval.layout import scan_images
 from lina_bench.evaluators.geneval.prompts import load_object_names, load_prompts, object_names_path
 from lina_bench.evaluators.geneval.results import Summary, score_folder, summarize, write_results
 from lina_bench.evaluators.geneval.scoring import ScoringOptions
-from lina_bench.schema import canonical_json
 
 CACHE_DIR = "geneval-detections"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256
 from lina_bench.evaluators.geneval.scoring import check_metadata
-from lina_bench.provenance import file_sha256
 
 OBJECT_NAMES_FILE = "object_names.txt"
 

@@ -10,14 +10,15 @@ tag in order of first appearance, overall = the mean of the tag accuracies, % co
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import atomic_path
+from lina_bench.api.schema import Metric
 from lina_bench.evaluators.geneval.detect import DetectionCache
 from lina_bench.evaluators.geneval.layout import PromptImages
 from lina_bench.evaluators.geneval.scoring import (
@@ -26,7 +27,6 @@ from lina_bench.evaluators.geneval.scoring import (
     decide,
     kept_objects,
 )
-from lina_bench.schema import Metric
 
 COLUMNS = ("filename", "tag", "prompt", "correct", "reason", "metadata", "details")
 
@@ -66,10 +66,8 @@ def write_results(path: str | Path, results: pd.DataFrame) -> Path:
     """``results.jsonl`` as the official scorer writes it (pandas records, one per line), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        results.to_json(handle, orient="records", lines=True)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        results.to_json(tmp, orient="records", lines=True)
     return path
 
 

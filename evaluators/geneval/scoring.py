@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")

@@ -16,11 +16,10 @@ from typing import Any
 
 from torch import nn
 
-from lina_bench import registry
-from lina_bench.errors import LinaBenchError
+from lina_bench.api import registry
+from lina_bench.api.attention import GEOMETRY
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.models.attention.gate import adapt_state_dict, resample_gate
-
-GEOMETRY = ("dim", "num_heads", "grid", "prefix")
 
 
 def build(name: str, *, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0,

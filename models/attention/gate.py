@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 
 GATE_SUFFIXES = ("key_scale", "value_scale")
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from lina_bench.errors import LinaBenchError
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.kernels import decayed_linear_attention
 from lina_bench.kernels.formulas import chunked_decay_macs
 from lina_bench.models.attention.base import (

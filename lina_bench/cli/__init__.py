@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from lina_bench import __version__, registry
-from lina_bench.cli_options import DEFAULT_OUT
-from lina_bench.errors import JobFailed, LinaBenchError
+from lina_bench import __version__
+from lina_bench.api import registry
+from lina_bench.api.errors import JobFailed, LinaBenchError
+from lina_bench.cli.options import DEFAULT_OUT
 
 MAX_PRINTED_ROWS = 60  # longer runs point to `lina-bench results` and their reports instead
 KINDS = {"attention": registry.attention, "generators": registry.generators, "evaluators": registry.evaluators,
@@ -58,7 +59,7 @@ def cli() -> None:
                 type=click.Choice(["attention", "generators", "evaluators", "reports", "suites"]))
 def list_cmd(kind: str | None) -> None:
     """List registered attention variants, generators, evaluators, reports and built-in suites."""
-    from lina_bench.suite import builtin_suites, parse_suite
+    from lina_bench.engine.suite import builtin_suites, parse_suite
 
     for name in [kind] if kind else ["attention", "generators", "evaluators", "reports", "suites"]:
         click.secho(f"{name}:", bold=True)
@@ -82,9 +83,9 @@ def list_cmd(kind: str | None) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_run: bool, no_progress: bool) -> None:
     """Run SUITE (a YAML file or a built-in name; default: the built-in `efficiency` suite)."""
-    from lina_bench.runner import on_device, run_suite
-    from lina_bench.store import ResultStore
-    from lina_bench.suite import load_suite
+    from lina_bench.engine.runner import on_device, run_suite
+    from lina_bench.engine.store import ResultStore
+    from lina_bench.engine.suite import load_suite
 
     loaded = on_device(load_suite(suite), device)
     if dry_run:
@@ -129,8 +130,8 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
     """Show or export stored results (JSON keeps protocol/config/provenance nested)."""
     import pandas as pd
 
-    from lina_bench.schema import JSON_FIELDS, canonical_json
-    from lina_bench.store import ResultStore
+    from lina_bench.api.schema import JSON_FIELDS, canonical_json
+    from lina_bench.engine.store import ResultStore
 
     store = ResultStore.in_dir(out_dir, create=False)
     runs = store.runs()
@@ -177,11 +178,11 @@ def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str 
 
 
 def _add_cost_commands() -> None:
-    from lina_bench.cli_check import check
-    from lina_bench.cli_fid import fid, fid_ref
-    from lina_bench.cli_flops import flops
-    from lina_bench.cli_geneval import clip_score_cmd, geneval
-    from lina_bench.cli_speed import speed
+    from lina_bench.cli.check import check
+    from lina_bench.cli.fid import fid, fid_ref
+    from lina_bench.cli.flops import flops
+    from lina_bench.cli.geneval import clip_score_cmd, geneval
+    from lina_bench.cli.speed import speed
 
     for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd):
         cli.add_command(command)
@@ -193,7 +194,3 @@ _add_cost_commands()
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="lina-bench")
-
-
-if __name__ == "__main__":
-    main()

@@ -17,37 +17,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lina_bench import registry
-from lina_bench.errors import LinaBenchError
-from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
-from lina_bench.evaluators.flops import CONVENTION, count_attention
-from lina_bench.provenance import git_revision, package_versions
-from lina_bench.suite import Suite
+from lina_bench.api.errors import JobFailed, LinaBenchError
+from lina_bench.api.evaluator import EvalContext
+from lina_bench.engine.provenance import git_revision, package_versions
+from lina_bench.engine.runner import measure, prepare
+from lina_bench.engine.suite import Entry, Job, Suite, command_job
 
 FORMAT = "lina-bench-flops-baseline"
 
 
-def baseline_rows(suite: Suite) -> list[dict[str, Any]]:
-    """One row per (attention variant, ``flops`` evaluator) job of ``suite``, counted now."""
-    rows = []
+def count_macs(job: Job) -> tuple[int, dict[str, Any]]:
+    """Exact MACs of one ``flops`` job, counted on the path every measurement takes, and the
+    evaluator's protocol (setting, counter, convention)."""
+    result = measure(job, *prepare(job, "cpu"), EvalContext())
+    report, _ = result.details
+    return report.total, result.protocol["evaluator"]
+
+
+def baseline_rows(suite: Suite) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per (attention variant, ``flops`` evaluator) job of ``suite``, counted now, and the
+    counting conventions they use."""
+    rows, conventions = [], []
     for job in suite.jobs():
-        if job.evaluator.name != "flops" or job.variant is None:
+        if job.evaluator.name != "flops":
             continue
-        evaluator = registry.evaluators.build("flops", **job.evaluator.options)
-        target = AttentionTarget(job.variant.name, job.variant.options)
-        report, _ = count_attention(target, evaluator.setting, evaluator.counter, evaluator.elementwise)
-        setting = {k: v for k, v in evaluator.setting.as_dict().items() if k != "tokens"}
-        rows.append({"name": job.name, "variant": target.name, "options": target.options, "setting": setting,
-                     "counter": evaluator.counter, "elementwise": evaluator.elementwise, "macs": report.total,
+        macs, protocol = count_macs(job)
+        setting = {k: protocol[k] for k in ("dim", "num_heads", "grid", "prefix", "batch")}
+        rows.append({"name": job.name, "variant": job.variant.name, "options": job.variant.options,
+                     "setting": setting, "counter": protocol["counter"],
+                     "elementwise": bool(job.evaluator.options.get("elementwise", False)), "macs": macs,
                      "tolerance": 0.0})
+        conventions.append(protocol["convention"])
     if not rows:
         raise LinaBenchError(f"suite {suite.name!r} has no 'flops' evaluator jobs to take a baseline from")
-    return rows
+    return rows, sorted(set(conventions))
 
 
 def write_baseline(path: Path, suite: Suite) -> int:
-    rows = baseline_rows(suite)
-    data = {"format": FORMAT, "version": 1, "convention": CONVENTION, "suite": suite.name,
+    rows, conventions = baseline_rows(suite)
+    convention = conventions[0] if len(conventions) == 1 else conventions
+    data = {"format": FORMAT, "version": 1, "convention": convention, "suite": suite.name,
             "created_with": {"versions": package_versions(), "git_revision": git_revision()}, "rows": rows}
     header = json.dumps({k: v for k, v in data.items() if k != "rows"}, indent=1)[:-2]
     lines = ",\n  ".join(json.dumps(row) for row in rows)  # one row a line: readable diffs
@@ -95,10 +104,10 @@ def check_baseline(path: Path) -> list[RowCheck]:
     for row in load_baseline(path):
         tolerance = float(row.get("tolerance", 0.0))
         try:
-            setting = ModuleSetting(**row["setting"])
-            target = AttentionTarget(row["variant"], row.get("options", {}))
-            report, _ = count_attention(target, setting, row["counter"], row.get("elementwise", False))
-            checks.append(RowCheck(row["name"], int(row["macs"]), report.total, tolerance))
-        except (LinaBenchError, TypeError) as exc:
+            options = {**row["setting"], "counter": row["counter"], "elementwise": row.get("elementwise", False)}
+            job = command_job("check", Entry("flops", options), Entry(row["variant"], row.get("options", {})),
+                              "attention")
+            checks.append(RowCheck(row["name"], int(row["macs"]), count_macs(job)[0], tolerance))
+        except (LinaBenchError, JobFailed, TypeError) as exc:
             checks.append(RowCheck(row["name"], int(row["macs"]), None, tolerance, str(exc)))
     return checks
