@@ -93,3 +93,14 @@ def test_entry_point_plugins_register(tmp_path: Path, monkeypatch):
     finally:
         registry.attention._entries.pop("plugin-softmax", None)
         registry.reload_plugins()
+
+
+def test_registered_classes_are_checked_against_their_base_class():
+    reg = Registry("evaluator", "lina_bench.api.evaluator:Evaluator")
+    reg.register("not-an-evaluator", "collections:OrderedDict")
+    with pytest.raises(LinaBenchError, match=r"evaluator 'not-an-evaluator' is registered as "
+                                             r"collections.OrderedDict, which does not derive from "
+                                             r"lina_bench.api.evaluator.Evaluator"):
+        reg.get("not-an-evaluator")
+    for kind in (registry.attention, registry.generators, registry.evaluators, registry.reports, registry.targets):
+        assert kind.base and all(kind.get(name) for name in kind.names())  # every built-in passes its check

@@ -8,12 +8,15 @@ no arguments) or a module whose import registers its entries.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import importlib.metadata
 import inspect
 import logging
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from lina_bench.api.errors import LinaBenchError
@@ -49,8 +52,9 @@ class _Entry:
 class Registry(Generic[T]):
     """Maps names to factories of one kind (``kind`` is used in messages, e.g. "attention variant")."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: str | None = None) -> None:
         self.kind = kind
+        self.base = base  # "module:attr" of the class every registered class must derive from
         self._entries: dict[str, _Entry] = {}
 
     def register(self, name: str, target: Any = None) -> Any:
@@ -89,15 +93,51 @@ class Registry(Generic[T]):
         """The factory registered under ``name`` (imports it if lazy)."""
         if name not in self:
             raise LinaBenchError(self.unknown_message(name))
-        return self._entries[name].resolve()
+        factory = self._entries[name].resolve()
+        if self.base and inspect.isclass(factory) and not issubclass(factory, base := load_object(self.base)):
+            raise LinaBenchError(f"{self.kind} {name!r} is registered as {factory.__module__}.{factory.__qualname__}, "
+                                 f"which does not derive from {base.__module__}.{base.__qualname__}")
+        return factory
 
     def build(self, name: str, **options: Any) -> T:
         return self.get(name)(**options)
 
     def describe(self, name: str) -> str:
-        """First line of the factory's docstring."""
-        doc = inspect.getdoc(self.get(name)) or ""
+        """First line of the factory's docstring (read from the source of a lazy entry, not imported)."""
+        node = self._source_node(name)
+        doc = ast.get_docstring(node) if node is not None else inspect.getdoc(self.get(name))
         return doc.splitlines()[0] if doc else ""
+
+    def class_attribute(self, name: str, attr: str) -> Any:
+        """A class attribute of the factory, such as an evaluator's ``targets``. For a lazy entry not yet
+        imported it is a literal assigned in the class body, read from the source (None when there is none);
+        otherwise it is read from the class."""
+        node = self._source_node(name)
+        if node is None:
+            return getattr(self.get(name), attr, None)
+        for statement in node.body if isinstance(node, ast.ClassDef) else ():
+            if isinstance(statement, ast.Assign) and any(getattr(t, "id", None) == attr for t in statement.targets):
+                try:
+                    return ast.literal_eval(statement.value)
+                except ValueError:
+                    return None
+        return None
+
+    def _source_node(self, name: str) -> ast.ClassDef | ast.FunctionDef | None:
+        """The definition of a not yet imported lazy entry, found in its module's source; None otherwise."""
+        if name not in self:
+            raise LinaBenchError(self.unknown_message(name))
+        entry = self._entries[name]
+        if not entry.lazy:
+            return None
+        module, _, attr = entry.target.partition(":")
+        path = _module_file(module)
+        if path is None or "." in attr:
+            return None
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == attr:
+                return node
+        return None
 
     def check_options(self, name: str, options: dict[str, Any], reserved: tuple[str, ...] = ()) -> list[str]:
         """Problems with ``options`` for ``name``'s factory: unknown keys and simple type mismatches.
@@ -129,6 +169,22 @@ class Registry(Generic[T]):
         missing = [k for k, p in settable.items() if p.default is inspect.Parameter.empty and k not in options]
         problems += [f"{self.kind} {name!r} needs option {k!r}" for k in missing]
         return problems
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of ``module``, found by the import system's finders without importing it or its
+    packages (editable installs map packages through a finder of their own)."""
+    spec, locations = None, None
+    parts = module.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[:i + 1])
+        spec = next((found for finder in sys.meta_path if hasattr(finder, "find_spec")
+                     for found in [finder.find_spec(name, locations)] if found is not None), None)
+        if spec is None:
+            return None
+        locations = spec.submodule_search_locations
+    origin = spec.origin if spec else None
+    return Path(origin) if origin and origin.endswith(".py") else None
 
 
 def factory_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -188,11 +244,11 @@ def reload_plugins() -> None:
 
 
 # The registries every part of lina-bench shares. Built-in entries are lazy.
-attention: Registry[Any] = Registry("attention variant")
-generators: Registry[Any] = Registry("generator")
-evaluators: Registry[Any] = Registry("evaluator")
-reports: Registry[Any] = Registry("report")
-targets: Registry[Any] = Registry("target kind")
+attention: Registry[Any] = Registry("attention variant", "lina_bench.api.attention:AttentionModule")
+generators: Registry[Any] = Registry("generator", "lina_bench.api.generator:Generator")
+evaluators: Registry[Any] = Registry("evaluator", "lina_bench.api.evaluator:Evaluator")
+reports: Registry[Any] = Registry("report", "lina_bench.api.report:Report")
+targets: Registry[Any] = Registry("target kind", "lina_bench.api.evaluator:TargetKind")
 
 for _name, _target in {
     "softmax": "lina_bench.models.attention.softmax:SoftmaxAttention",

@@ -59,17 +59,20 @@ def cli() -> None:
                 type=click.Choice(["attention", "generators", "evaluators", "reports", "suites"]))
 def list_cmd(kind: str | None) -> None:
     """List registered attention variants, generators, evaluators, reports and built-in suites."""
-    from lina_bench.engine.suite import builtin_suites, parse_suite
+    import yaml
+
+    from lina_bench.engine.suite import builtin_suites
 
     for name in [kind] if kind else ["attention", "generators", "evaluators", "reports", "suites"]:
         click.secho(f"{name}:", bold=True)
-        if name == "suites":
+        if name == "suites":  # read, not validated: validation builds evaluators (and imports torch)
             for suite_name, text in sorted(builtin_suites().items()):
-                click.echo(f"  {suite_name:<18} {parse_suite(text, suite_name).description}")
+                click.echo(f"  {suite_name:<18} {(yaml.safe_load(text) or {}).get('description', '')}")
             continue
         reg = KINDS[name]
         for entry in reg.names():
-            scope = f"[{reg.get(entry).scope}] " if name == "evaluators" else ""
+            targets = reg.class_attribute(entry, "targets") or (reg.class_attribute(entry, "scope"),)
+            scope = f"[{', '.join(targets)}] " if name == "evaluators" else ""
             click.echo(f"  {entry:<18} {scope}{reg.describe(entry)}")
 
 

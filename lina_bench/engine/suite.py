@@ -37,8 +37,8 @@ from typing import Any
 import yaml
 
 from lina_bench.api import registry
-from lina_bench.api.attention import GEOMETRY
 from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.geometry import GEOMETRY
 from lina_bench.api.schema import config_hash
 
 TOP_KEYS = {"name", "description", "seed", "device", "attention", "generators", "samples", "evaluators", "reports"}
