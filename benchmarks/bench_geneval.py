@@ -55,8 +55,8 @@ def bench_folder_scoring(images_per_prompt: int = 4) -> dict:
     """The whole score stage on a GenEval-sized folder (553 prompts x 4 images, tiny PNGs): folder scan,
     cache reads, verdicts, results.jsonl and summary."""
     from lina_bench.evaluators.geneval.detect import DetectionCache, image_stat
-    from lina_bench.evaluators.geneval.layout import scan_images
     from lina_bench.evaluators.geneval.pipeline import score
+    from lina_bench.evaluators.prompt_folders import scan_images
 
     cases = [c for c in json.loads(FIXTURE.read_text())["cases"] if c["name"].startswith("random/")
              and c["options"] is None]

@@ -18,6 +18,7 @@ from lina_bench.api.files import file_sha256
 from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import EvalContext, Evaluator, Measurement
 from lina_bench.evaluators.clip_model import DEFAULT_ARCH, ClipModel, load_clip
+from lina_bench.evaluators.prompt_folders import read_image, read_prompt_file, scan_images
 
 DEFINITION = "100 * max(cos(image, text), 0), mean over images"
 FOLDER_PROMPTS = "each GenEval folder's prompt"
@@ -43,30 +44,8 @@ def clip_score_metrics(scores: torch.Tensor) -> list[Metric]:
             Metric("clip_score_images", float(len(scores)), "count")]
 
 
-def read_prompt_file(path: str | Path) -> list[str]:
-    """Prompts of a GenEval metadata file (.jsonl) or of a text file (one per line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise LinaBenchError(f"prompt file not found: {path}")
-    if path.suffix == ".jsonl":
-        from lina_bench.evaluators.geneval.prompts import read_jsonl
-
-        rows = read_jsonl(path)
-        if not all(isinstance(r, dict) and isinstance(r.get("prompt"), str) for r in rows):
-            raise LinaBenchError(f"{path}: every line needs a 'prompt' text")
-        prompts = [r["prompt"] for r in rows]
-    else:
-        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not prompts:
-        raise LinaBenchError(f"{path}: no prompts")
-    return prompts
-
-
 def folder_clip_scores(images: str | Path, clip: ClipModel, batch_size: int = 32) -> torch.Tensor:
     """CLIP scores of every image of a GenEval image folder against its folder's prompt."""
-    from lina_bench.evaluators.geneval.detect import read_image
-    from lina_bench.evaluators.geneval.layout import scan_images
-
     pairs = [(path, prompt.metadata["prompt"]) for prompt in scan_images(images) for path in prompt.images]
     scores = []
     for start in range(0, len(pairs), batch_size):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from lina_bench.api.distributed import barrier, rank_and_world
@@ -27,7 +27,7 @@ from lina_bench.api.files import file_sha256, write_text_atomic
 from lina_bench.api.schema import canonical_json
 from lina_bench.evaluators.geneval.colors import ColorClassifier, classify_all
 from lina_bench.evaluators.geneval.detectors import Detector
-from lina_bench.evaluators.geneval.layout import PromptImages
+from lina_bench.evaluators.prompt_folders import PromptImages, read_image
 
 
 @dataclass
@@ -75,15 +75,6 @@ def image_stat(path: Path) -> list[int]:
     """[size, mtime_ns]: a cheap check that an image file is unchanged."""
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns]
-
-
-def read_image(path: Path) -> Image.Image:
-    """An RGB image with its EXIF orientation applied (as the official scorer opens it)."""
-    try:
-        with Image.open(path) as handle:
-            return ImageOps.exif_transpose(handle).convert("RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise LinaBenchError(f"cannot read image {path}: {exc}") from None
 
 
 def colour_classes(metadata: dict[str, Any]) -> set[str]:

@@ -23,8 +23,8 @@ from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.files import write_bytes_atomic, write_text_atomic
 from lina_bench.api.generator import Generator, sample_seed, to_pil
 from lina_bench.api.schema import canonical_json
-from lina_bench.evaluators.geneval.layout import METADATA_FILE, prompt_folder, sample_path
 from lina_bench.evaluators.geneval.prompts import Prompts
+from lina_bench.evaluators.prompt_folders import METADATA_FILE, prompt_folder, sample_path
 
 GENERATION_FILE = "generation.json"
 

@@ -24,10 +24,10 @@ from lina_bench.evaluators.geneval.colors import DEFAULT_BGCOLOR, ColorClassifie
 from lina_bench.evaluators.geneval.detect import DetectionCache, colour_classes, detect_folder
 from lina_bench.evaluators.geneval.detectors import build_detector
 from lina_bench.evaluators.geneval.generate import GENERATION_FILE, generate_images
-from lina_bench.evaluators.geneval.layout import scan_images
 from lina_bench.evaluators.geneval.prompts import load_object_names, load_prompts, object_names_path
 from lina_bench.evaluators.geneval.results import Summary, score_folder, summarize, write_results
 from lina_bench.evaluators.geneval.scoring import ScoringOptions
+from lina_bench.evaluators.prompt_folders import scan_images
 
 CACHE_DIR = "geneval-detections"
 

@@ -15,6 +15,7 @@ from typing import Any
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.files import file_sha256
 from lina_bench.evaluators.geneval.scoring import check_metadata
+from lina_bench.evaluators.prompt_folders import read_jsonl
 
 OBJECT_NAMES_FILE = "object_names.txt"
 
@@ -38,19 +39,6 @@ def load_object_names(path: str | Path) -> list[str]:
     if len(set(names)) != len(names) or not names:
         raise LinaBenchError(f"{path}: expected one unique class name per line")
     return names
-
-
-def read_jsonl(path: Path) -> list[Any]:
-    """Every non-empty line of a JSON-lines file; a bad line is reported with its number."""
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise LinaBenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    return rows
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.files import atomic_path
 from lina_bench.api.schema import Metric
 from lina_bench.evaluators.geneval.detect import DetectionCache
-from lina_bench.evaluators.geneval.layout import PromptImages
 from lina_bench.evaluators.geneval.scoring import (
     ScoringOptions,
     check_detections,
     decide,
     kept_objects,
 )
+from lina_bench.evaluators.prompt_folders import PromptImages
 
 COLUMNS = ("filename", "tag", "prompt", "correct", "reason", "metadata", "details")
 

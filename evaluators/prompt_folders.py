@@ -1,5 +1,6 @@
-"""GenEval's image folder layout: ``<root>/<00000>/metadata.jsonl`` (the prompt's official metadata
-line) and ``<root>/<00000>/samples/<0000>.png``.
+"""Text-to-image inputs that GenEval and the CLIP score share: prompt files, and image folders in
+GenEval's layout, ``<root>/<00000>/metadata.jsonl`` (the prompt's official metadata line) and
+``<root>/<00000>/samples/<0000>.png``.
 
 Reading follows the official scorer: prompt folders are the subfolders whose name is all digits,
 samples are the files of ``samples/`` whose name matches ``\\d+\\.png`` at its start. Folders and
@@ -14,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.evaluators.geneval.scoring import check_metadata
@@ -73,3 +76,42 @@ def scan_images(root: str | Path) -> list[PromptImages]:
             raise LinaBenchError(f"{samples}: no sample images (<0000>.png)")
         prompts.append(PromptImages(int(folder.name), folder, metadata, images))
     return prompts
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Every non-empty line of a JSON-lines file; a bad line is reported with its number."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise LinaBenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def read_prompt_file(path: str | Path) -> list[str]:
+    """Prompts of a GenEval metadata file (.jsonl) or of a text file (one per line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LinaBenchError(f"prompt file not found: {path}")
+    if path.suffix == ".jsonl":
+        rows = read_jsonl(path)
+        if not all(isinstance(r, dict) and isinstance(r.get("prompt"), str) for r in rows):
+            raise LinaBenchError(f"{path}: every line needs a 'prompt' text")
+        prompts = [r["prompt"] for r in rows]
+    else:
+        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise LinaBenchError(f"{path}: no prompts")
+    return prompts
+
+
+def read_image(path: Path) -> Image.Image:
+    """An RGB image with its EXIF orientation applied (as the official scorer opens it)."""
+    try:
+        with Image.open(path) as handle:
+            return ImageOps.exif_transpose(handle).convert("RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise LinaBenchError(f"cannot read image {path}: {exc}") from None
