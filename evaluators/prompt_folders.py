@@ -102,7 +102,10 @@ def read_prompt_file(path: str | Path) -> list[str]:
             raise LinaBenchError(f"{path}: every line needs a 'prompt' text")
         prompts = [r["prompt"] for r in rows]
     else:
-        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        try:
+            prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise LinaBenchError(f"{path}: not a text file (prompts: GenEval metadata .jsonl or one a line)") from None
     if not prompts:
         raise LinaBenchError(f"{path}: no prompts")
     return prompts

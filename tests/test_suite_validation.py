@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lina_bench.engine.suite import SuiteError, builtin_suites, load_suite, parse_suite
@@ -94,6 +95,12 @@ def test_every_problem_is_reported_with_its_line():
     ("attention: [{name: lina, options: {dim: 8}}]\nevaluators: [module-profile]\n",
      "option 'dim' of attention variant 'lina' is set by the suite"),
     ("device: gpu\nattention: [softmax]\nevaluators: [module-profile]\n", "must be cpu, cuda, cuda:N or auto"),
+    ("samples: [{name: x, path: /no/such.npz}]\nevaluators: [{name: clip-score}]\n",
+     "1:21: samples.0.path: samples not found or not an .npz / folder: /no/such.npz"),
+    ("samples: [x.npz]\nevaluators: [{name: clip-score}]\n",
+     "must be a mapping {name: <label>, path: <npz or folder>}"),
+    ("evaluators: [{name: clip-score}]\n",
+     "measures generators or sample folders, but the suite lists none under 'generators' or 'samples'"),
 ])
 def test_bad_suites(text: str, message: str):
     with pytest.raises(SuiteError, match="invalid suite") as info:
@@ -109,3 +116,20 @@ def test_cli_exit_code_2_and_no_traceback(write_suite, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing ran
     proc = run_console("run", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2 and "no suite file" in proc.stderr
+
+
+def test_samples_entries_make_jobs_for_the_evaluators_that_measure_samples(tmp_path):
+    np.savez(tmp_path / "s.npz", arr_0=np.zeros((2, 8, 8, 3), np.uint8))
+    (tmp_path / "p.txt").write_text("a dog\n")
+    suite = parse_suite(f"""
+attention: [softmax]
+generators: [toy]
+samples: [{{name: official, path: {tmp_path / 's.npz'}}}]
+evaluators: [module-profile, {{name: clip-score, options: {{prompts: {tmp_path / 'p.txt'}}}}}]
+""", "s.yaml")
+    jobs = {job.name: job for job in suite.jobs()}
+    assert list(jobs) == ["module-profile/softmax", "clip-score/toy", "clip-score/official"]
+    assert [job.kind for job in jobs.values()] == ["attention", "generator", "samples"]
+    config = jobs["clip-score/official"].config["samples"]
+    assert config["name"] == "official" and config["files"] == 1 and config["path"] == str(tmp_path / "s.npz")
+    assert "samples" not in jobs["clip-score/toy"].config  # older job keys stay as they were
