@@ -12,10 +12,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from lina_bench.kernels.lina_attn import naive
 from lina_bench.kernels.triton_utils import dot
 
-FEATURE_EPS = 1e-6
-NORM_EPS = 1e-6
+# The reference's constants, as constexpr: a compiled (not interpreted) kernel may read no other globals.
+FEATURE_EPS = tl.constexpr(naive.FEATURE_EPS)
+NORM_EPS = tl.constexpr(naive.NORM_EPS)
 
 
 @triton.jit
