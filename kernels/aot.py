@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 import triton
@@ -21,7 +22,14 @@ from lina_bench.api.errors import LinaBenchError
 # Opt-in shared memory per block (bytes): A100 (sm_80) 163 KiB, H100 (sm_90) 227 KiB.
 SHARED_LIMITS = {80: 166912, 90: 232448}
 DTYPES = {"float32": ("fp32", True), "bfloat16": ("bf16", False), "float16": ("fp16", False)}
-BLOCKS = {"BLOCK_N": 64, "BLOCK_D": 64, "BLOCK_DV": 64}
+HEAD_DIMS = (16, 32, 64, 96, 128)  # every head dimension the variants use (LINA: 96 = 1536 / 16 heads)
+BLOCK_N = 64
+CHUNK = 64  # the decayed op's default chunk
+
+
+def block(size: int) -> int:
+    """The power-of-two block the custom ops launch for a head dimension (``tl.arange`` needs one)."""
+    return max(16, triton.next_power_of_2(size))
 
 
 def _signature(io_pointers: str, float_pointers: str, ints: str, io: str, constexprs: dict[str, Any],
@@ -34,21 +42,26 @@ def _signature(io_pointers: str, float_pointers: str, ints: str, io: str, conste
     return signature, constexprs
 
 
-def kernel_specs(dtype: str) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
-    """Each kernel's launch signature as the custom ops (``kernels/*/ops.py``) launch it, for one input dtype."""
+def kernel_specs(dtype: str, head_dim: int = 64) -> dict[str, list[tuple[dict[str, str], dict[str, Any]]]]:
+    """Each kernel's launch signature as the custom ops (``kernels/*/ops.py``) launch it, for one input
+    dtype and head dimension (d = dv): one entry per combination of its boolean constexpr flags."""
     io, ieee = DTYPES[dtype]
+    blocks = {"BLOCK_N": BLOCK_N, "BLOCK_D": block(head_dim), "BLOCK_DV": block(head_dim)}
+    gates = [{"HAS_GATE": gate} for gate in (False, True)]
     return {
-        "lina_state_kernel": _signature("k_ptr v_ptr", "ks_ptr vs_ptr s_ptr ksum_ptr", "H N D DV TOKENS_PER_SPLIT",
-                                        io, {"HAS_GATE": True, "IEEE": ieee, **BLOCKS}),
-        "lina_output_kernel": _signature("q_ptr o_ptr", "s_ptr kmean_ptr", "N D DV", io, {"IEEE": ieee, **BLOCKS}),
-        "lina_backward_query_kernel": _signature("q_ptr do_ptr dq_ptr", "s_ptr kmean_ptr ds_ptr dkm_ptr",
-                                                 "N D DV TOKENS_PER_SPLIT", io, {"IEEE": ieee, **BLOCKS}),
-        "lina_backward_kv_kernel": _signature("k_ptr v_ptr dk_ptr dv_ptr",
-                                              "ks_ptr vs_ptr ds_ptr dkm_ptr dks_ptr dvs_ptr", "H N D DV", io,
-                                              {"HAS_GATE": True, "IEEE": ieee, **BLOCKS}),
-        "decayed_forward_kernel": _signature("q_ptr k_ptr v_ptr g_ptr o_ptr", "s0_ptr sn_ptr", "N D DV", io,
-                                             {"HAS_INITIAL": True, "STORE_FINAL": True, "IEEE": ieee, "CHUNK": 64,
-                                              "BLOCK_D": 64, "BLOCK_DV": 64}, floats="scale"),
+        "lina_state_kernel": [_signature("k_ptr v_ptr", "ks_ptr vs_ptr s_ptr ksum_ptr", "H N D DV TOKENS_PER_SPLIT",
+                                         io, {**flags, "IEEE": ieee, **blocks}) for flags in gates],
+        "lina_output_kernel": [_signature("q_ptr o_ptr", "s_ptr kmean_ptr", "N D DV", io, {"IEEE": ieee, **blocks})],
+        "lina_backward_query_kernel": [_signature("q_ptr do_ptr dq_ptr", "s_ptr kmean_ptr ds_ptr dkm_ptr",
+                                                  "N D DV TOKENS_PER_SPLIT", io, {"IEEE": ieee, **blocks})],
+        "lina_backward_kv_kernel": [_signature("k_ptr v_ptr dk_ptr dv_ptr",
+                                               "ks_ptr vs_ptr ds_ptr dkm_ptr dks_ptr dvs_ptr", "H N D DV", io,
+                                               {**flags, "IEEE": ieee, **blocks}) for flags in gates],
+        "decayed_forward_kernel": [_signature("q_ptr k_ptr v_ptr g_ptr o_ptr", "s0_ptr sn_ptr", "N D DV", io,
+                                              {"HAS_INITIAL": initial, "STORE_FINAL": final, "IEEE": ieee,
+                                               "CHUNK": CHUNK, "BLOCK_D": blocks["BLOCK_D"],
+                                               "BLOCK_DV": blocks["BLOCK_DV"]}, floats="scale")
+                                   for initial in (False, True) for final in (False, True)],
     }
 
 
@@ -64,27 +77,77 @@ def kernel_functions() -> dict[str, Any]:
     return found
 
 
-def compile_all(targets: tuple[int, ...] = (80, 90), dtypes: tuple[str, ...] = ("float32", "bfloat16")
-                ) -> list[dict[str, Any]]:
-    """Compile every kernel for each ``sm_<target>`` and input dtype: one row per (kernel, target, dtype)
-    with its shared memory, whether it fits and the compile error, if any."""
+def resource_usage(cubin: bytes) -> dict[str, int]:
+    """Registers, stack (spills and local arrays) and static shared memory of a cubin, by the CUDA
+    ``cuobjdump`` that ships with Triton."""
+    import os
+    import re
+    import subprocess
+    import tempfile
+
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as handle:
+        handle.write(cubin)
+    try:
+        text = subprocess.run([str(tool), "--dump-resource-usage", handle.name], capture_output=True, text=True,
+                              check=True).stdout
+    finally:
+        os.unlink(handle.name)
+    found = dict(re.findall(r"\b(REG|STACK|SHARED|LOCAL):(\d+)", text.split("Function", 1)[-1]))
+    return {"registers": int(found["REG"]), "stack_bytes": int(found["STACK"]) + int(found["LOCAL"]),
+            "static_shared_bytes": int(found["SHARED"])}
+
+
+def _compile_one(function: Any, signature: dict[str, str], constexprs: dict[str, Any], arch: int) -> dict[str, Any]:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    try:
+        compiled = triton.compile(ASTSource(fn=function, signature=signature, constexprs=constexprs),
+                                  target=GPUTarget("cuda", arch, 32))
+    except Exception as exc:  # reported per configuration, so one failure does not hide the others
+        return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"}
+    usage = resource_usage(compiled.asm["cubin"])
+    shared = compiled.metadata.shared + usage.pop("static_shared_bytes")
+    return {**usage, "shared_bytes": shared, "num_warps": compiled.metadata.num_warps,
+            "num_stages": compiled.metadata.num_stages, "error": None}
+
+
+def compile_all(targets: tuple[int, ...] = (80, 90), dtypes: tuple[str, ...] = tuple(DTYPES),
+                head_dims: tuple[int, ...] = HEAD_DIMS, progress: bool = False) -> list[dict[str, Any]]:
+    """Compile every kernel in every configuration the custom ops can launch, for each ``sm_<target>``.
+
+    One row per (kernel, target, dtype, head dimension, flags): registers, stack bytes (spills), shared
+    memory, whether it fits the target and the compile error, if any. Head dimensions that launch the
+    same block (96 and 128) are compiled once. Raises if the kernels run interpreted (``TRITON_INTERPRET``).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
     functions = kernel_functions()
     if any(not isinstance(fn, JITFunction) for fn in functions.values()):
-        raise LinaBenchError("TRITON_INTERPRET is set: kernels run interpreted and cannot be compiled here")
+        raise LinaBenchError("TRITON_INTERPRET is set: the kernels run interpreted and cannot be compiled; "
+                             "unset it (e.g. `env -u TRITON_INTERPRET lina-bench kernels compile`)")
+    jobs = {}
     rows = []
     for arch in targets:
+        if arch not in SHARED_LIMITS:
+            raise LinaBenchError(f"unknown target sm_{arch} (known: {', '.join(f'sm_{a}' for a in SHARED_LIMITS)})")
         for dtype in dtypes:
-            for name, (signature, constexprs) in kernel_specs(dtype).items():
-                row = {"kernel": name, "target": f"sm_{arch}", "dtype": dtype, "shared_bytes": None, "error": None}
-                try:
-                    compiled = triton.compile(ASTSource(fn=functions[name], signature=signature, constexprs=constexprs),
-                                              target=GPUTarget("cuda", arch, 32))
-                    row["shared_bytes"] = compiled.metadata.shared
-                except Exception as exc:  # reported per kernel, so one failure does not hide the others
-                    row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"
-                row["fits"] = row["error"] is None and row["shared_bytes"] <= SHARED_LIMITS[arch]
-                rows.append(row)
+            for head_dim in head_dims:
+                for name, configs in kernel_specs(dtype, head_dim).items():
+                    for signature, constexprs in configs:
+                        key = (name, arch, dtype, tuple(sorted(constexprs.items())))
+                        jobs.setdefault(key, (functions[name], signature, constexprs, arch))
+                        flags = {k: v for k, v in constexprs.items() if isinstance(v, bool) and k != "IEEE"}
+                        rows.append({"kernel": name, "target": f"sm_{arch}", "dtype": dtype, "head_dim": head_dim,
+                                     "flags": flags, "block_d": constexprs["BLOCK_D"], "_key": key})
+    with ThreadPoolExecutor(max_workers=2) as pool:  # ptxas runs as a process of its own
+        futures = {key: pool.submit(_compile_one, *args) for key, args in jobs.items()}
+        results = {key: future.result() for key, future in tqdm(futures.items(), desc="compile", unit="kernel",
+                                                                 disable=not progress)}
+    for row in rows:
+        row.update(results[row.pop("_key")])
+        row["fits"] = row["error"] is None and row["shared_bytes"] <= SHARED_LIMITS[int(row["target"][3:])]
     return rows

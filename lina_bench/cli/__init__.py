@@ -185,9 +185,10 @@ def _add_cost_commands() -> None:
     from lina_bench.cli.fid import fid, fid_ref
     from lina_bench.cli.flops import flops
     from lina_bench.cli.geneval import clip_score_cmd, geneval
+    from lina_bench.cli.kernels import kernels
     from lina_bench.cli.speed import speed
 
-    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd):
+    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd, kernels):
         cli.add_command(command)
 
 
