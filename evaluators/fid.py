@@ -69,7 +69,6 @@ class FidOptions:
 class FidResult:
     metrics: list[Metric]
     protocol: dict[str, Any]
-    samples: int = 0
 
 
 def release_freed_memory() -> None:
@@ -207,7 +206,7 @@ def compute_fid(source: SampleSource, reference: Reference, weights: str | Path,
                 "seed": source.identity().get("seed"), "sample_order": source.order_name,
                 "uint8_convention": UINT8_CONVENTION, "pr_neighbourhood": 3 if options.precision_recall else None,
                 "kid": "poly3, 100 subsets of 1000" if options.kid and ref_features is not None else None}
-    return FidResult(metrics, protocol, len(source))
+    return FidResult(metrics, protocol)
 
 
 def _warn_blocked_labels(labels: np.ndarray | None) -> None:
