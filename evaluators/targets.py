@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import file_sha256
 from lina_bench.evaluators.base import AttentionTarget, TargetKind
 
 NPZ, IMAGE_FOLDER, GENEVAL_FOLDER = "npz", "image-folder", "geneval-folder"
@@ -64,15 +65,12 @@ def samples_format(path: Path) -> str:
 
 
 def content_sha256(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and bytes, in name order)."""
+    """sha256 of a file, or of a folder's files (each relative name and its sha256, in name order)."""
+    if path.is_file():
+        return file_sha256(path)
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if file != path:
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}\0{file_sha256(file)}\n".encode())
     return digest.hexdigest()
 
 
