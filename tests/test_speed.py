@@ -12,7 +12,7 @@ from torch import nn
 from lina_bench.api import registry
 from lina_bench.evaluators.base import AttentionTarget, ModuleSetting
 from lina_bench.evaluators.speed import cpu_peak_memory, module_spec
-from lina_bench.evaluators.timing import Timing, time_calls
+from lina_bench.evaluators.timing import Timing, ratio_spread, time_calls, time_interleaved
 from lina_bench.models.attention.base import AttentionModule
 
 from cli_helpers import run_cli, stored_rows
@@ -26,6 +26,21 @@ def test_timing_statistics_closed_form():
     calls = []
     result = time_calls(lambda: calls.append(1), "cpu", repeats=4, warmup=3)
     assert len(calls) == 7 and len(result.samples_ms) == 4 and min(result.samples_ms) >= 0
+
+
+def test_interleaved_timing_order_and_ratio_spread():
+    """Each repeat calls every function once, in turn, after a shared warm-up; ratios come per repeat.
+    A fake per-call clock stands in for wall time: B always takes twice as long as A in the same repeat,
+    while the machine's load (the repeat's factor) changes."""
+    order, load = [], iter([1.0, 2.0, 2.0, 4.0, 3.0, 6.0])
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    timings = time_interleaved(fns, "cpu", repeats=3, warmup=1,
+                               one_call_ms=lambda fn, device: fn() or next(load))
+    assert order == ["a", "b"] * 4  # one warm-up round, then A B A B A B
+    assert timings["a"].samples_ms == (1.0, 2.0, 3.0) and timings["b"].samples_ms == (2.0, 4.0, 6.0)
+    assert ratio_spread(timings["b"], timings["a"]) == (2.0, 2.0, 2.0)  # the load cancels out
+    skewed = ratio_spread(Timing((1.0, 1.0, 1.0, 1.0)), Timing((1.0, 2.0, 4.0, 1.0)))
+    assert skewed == (0.75, 0.4375, 1.0)  # ratios 1, 0.5, 0.25, 1
 
 
 class Allocates64MiB(AttentionModule):
