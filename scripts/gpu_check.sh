@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One prepared GPU check for a lent CUDA machine: everything the kernels need measured, in one call.
+#
+#   bash scripts/gpu_check.sh [OUT]        # OUT: logs and summary (default: gpu-check-out)
+#
+# Steps, each with its own time limit (8 minutes in all); a failing or timed-out step is reported and
+# the next one still runs; every step's log is written as it finishes:
+#   1. gpu-tests        the Triton kernel tests on the GPU: compiled kernels against the PyTorch
+#                       references in float32, bfloat16 and float16, forward and every gradient, gated
+#                       and not, odd token counts;
+#   2. kernels-compile  `lina-bench kernels compile` for this card's architecture (registers, spills,
+#                       shared memory of every launch configuration);
+#   3. benchmark        benchmarks/bench_attention_kernels.py at the README's goal sizes (width 1536,
+#                       16 heads, batch 8, bfloat16; N = 320, 5120, 20480): lina_attention vs SDPA, the
+#                       official fp32 math and flash-linear-attention where installed, bytes moved and
+#                       the fraction of peak bandwidth, the lina module vs softmax; it writes CSV and
+#                       markdown under benchmarks/results/<gpu-name>/.
+# It needs the repository and a CUDA torch (the project's .venv, or PYTHON=...), nothing else.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${1:-gpu-check-out}
+PY=${PYTHON:-.venv/bin/python}
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.md"
+
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)"; then
+    echo "error: no CUDA device visible to $PY; this check measures GPUs only" >&2
+    exit 2
+fi
+ARCH=$("$PY" -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'sm_{m}{n}')")
+CARD=$("$PY" -c "import torch; print(torch.cuda.get_device_name())")
+echo "# GPU check on $CARD ($ARCH), $(date -u +%Y-%m-%dT%H:%MZ)" > "$SUMMARY"
+
+failed=0
+step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME.log, one summary line
+    local name=$1 limit=$2 start rc status
+    shift 2
+    echo "== $name (limit ${limit}s)"
+    start=$(date +%s)
+    timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+    rc=$?
+    case $rc in
+        0) status="ok" ;;
+        124|137) status="TIMED OUT after ${limit}s"; failed=1 ;;
+        *) status="FAILED (exit $rc)"; failed=1 ;;
+    esac
+    echo "- $name: $status in $(( $(date +%s) - start ))s (log: $OUT/$name.log)" | tee -a "$SUMMARY"
+}
+
+step gpu-tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_kernels_triton.py
+step kernels-compile 90 env -u TRITON_INTERPRET "$PY" -m lina_bench.cli kernels compile --target "$ARCH"
+step benchmark 240 "$PY" benchmarks/bench_attention_kernels.py --device cuda --tokens 320 5120 20480 \
+    --width 1536 --heads 16 --batch 8 --dtype bfloat16 --repeats 20
+
+{
+    echo
+    echo "## Test result"
+    tail -n 3 "$OUT/gpu-tests.log"
+    echo
+    echo "## Kernels that do not fit or spill (of: $(tail -n 1 "$OUT/kernels-compile.log"))"
+    awk 'NR > 2 && ($NF != "yes" || $(NF-2) + 0 > 0)' "$OUT/kernels-compile.log" | head -n 20
+    echo
+    echo "## Benchmark (speed-ups are medians of per-repeat ratios, IQR in brackets)"
+    grep '^|' "$OUT/benchmark.log"
+} >> "$SUMMARY" 2>/dev/null
+cat "$SUMMARY"
+exit $failed

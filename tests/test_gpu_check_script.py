@@ -1,0 +1,40 @@
+"""scripts/gpu_check.sh on this CPU machine: it refuses without a GPU, and with a stand-in Python that
+plays a GPU machine, a failing step is reported and the later steps still run."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"
+FAKE_PYTHON = """#!/usr/bin/env bash
+case "$*" in
+  *"is_available"*) exit 0 ;;
+  *"get_device_capability"*) echo sm_90 ;;
+  *"get_device_name"*) echo "Fake H200" ;;
+  *"pytest"*) echo "1 failed, 80 passed"; exit 1 ;;
+  *"kernels compile"*) printf 'kernel target\\n------\\nlina_state_kernel sm_90 float32 96 128 - 255 96 66560 yes\\n'
+                       echo "1 of 1 configurations compile and fit" ;;
+  *"bench_attention_kernels"*) echo "| module | lina | 5120 | 1.0 | nan | 2.0 | 3.00 (2.90-3.10) |" ;;
+esac
+"""
+
+
+def test_refuses_without_a_gpu(tmp_path):
+    proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+
+
+def test_a_failing_step_does_not_stop_the_others(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "# GPU check on Fake H200 (sm_90)" in summary
+    assert "- gpu-tests: FAILED (exit 1)" in summary
+    assert "- kernels-compile: ok" in summary and "- benchmark: ok" in summary
+    assert "lina_state_kernel sm_90 float32 96 128 - 255 96 66560 yes" in summary  # it spills: listed
+    assert "| module | lina | 5120 |" in summary and (tmp_path / "out" / "benchmark.log").is_file()
