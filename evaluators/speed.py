@@ -30,7 +30,7 @@ from lina_bench.api.errors import JobFailed, LinaBenchError
 from lina_bench.api.generator import CostStage, Generator
 from lina_bench.api.schema import Metric
 from lina_bench.evaluators.base import AttentionTarget, EvalContext, Evaluator, Measurement, ModuleSetting
-from lina_bench.evaluators.timing import Timing, time_calls
+from lina_bench.evaluators.timing import Timing, ratio_spread, time_calls, time_interleaved
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CPU_MEMORY_METHOD = "peak RSS (VmHWM) growth during one call, fresh subprocess, malloc returns blocks >= 64 KiB"
@@ -134,8 +134,11 @@ def _call(spec: dict[str, Any]):
     return (lambda: generator.sample(conditions, seeds)), batch
 
 
-def measure(spec: dict[str, Any]) -> SpeedResult:
-    """Latency here; peak memory here on GPU, in a fresh subprocess on CPU."""
+def measure(spec: dict[str, Any], baseline: dict[str, Any] | None = None
+            ) -> SpeedResult | tuple[SpeedResult, tuple[float, float, float]]:
+    """Latency here; peak memory here on GPU, in a fresh subprocess on CPU. With a ``baseline`` spec,
+    both are timed side by side (A B A B ...) and the result comes with the latency ratio to the
+    baseline: (median, p25, p75) of the per-repeat ratios."""
     if spec["dtype"] not in DTYPES:
         raise LinaBenchError(f"dtype must be one of {', '.join(DTYPES)}, got {spec['dtype']!r}")
     device = spec["device"]
@@ -145,9 +148,12 @@ def measure(spec: dict[str, Any]) -> SpeedResult:
         peak, method = _cuda_peak_memory(fn, device), CUDA_MEMORY_METHOD
     else:
         peak, method = _cpu_peak_memory_isolated(spec), CPU_MEMORY_METHOD
-    timing: Timing = time_calls(fn, device, spec["repeats"], spec["warmup"])
-    return SpeedResult(timing.median_ms, timing.p25_ms, timing.p75_ms, spec["repeats"], peak, method, work,
-                       device, spec["dtype"])
+    fns = {"target": fn} if baseline is None else {"target": fn, "baseline": _call(baseline)[0]}
+    timings = time_interleaved(fns, device, spec["repeats"], spec["warmup"])
+    timing: Timing = timings["target"]
+    result = SpeedResult(timing.median_ms, timing.p25_ms, timing.p75_ms, spec["repeats"], peak, method, work,
+                         device, spec["dtype"])
+    return result if baseline is None else (result, ratio_spread(timing, timings["baseline"]))
 
 
 def module_spec(target: AttentionTarget, setting: ModuleSetting, device: str = "cpu", dtype: str = "float32",
@@ -169,22 +175,34 @@ class Speed(Evaluator):
     scope = "attention"
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, int], prefix: int = 0, batch: int = 1,
-                 dtype: str = "float32", backward: bool = False, repeats: int = 10, warmup: int = 2) -> None:
+                 dtype: str = "float32", backward: bool = False, repeats: int = 10, warmup: int = 2,
+                 baseline: str | None = None) -> None:
         if dtype not in DTYPES:
             raise LinaBenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if repeats < 1 or warmup < 0:
             raise LinaBenchError("repeats must be >= 1 and warmup >= 0")
         self.setting = ModuleSetting(dim, num_heads, grid, prefix, batch)
         self.dtype, self.backward, self.repeats, self.warmup = dtype, backward, repeats, warmup
+        self.baseline = baseline  # a variant timed side by side with each target, for latency ratios
 
     def protocol(self) -> dict[str, Any]:
+        side_by_side = {} if self.baseline is None else {"baseline": self.baseline, "timing": "interleaved"}
         return {**self.setting.as_dict(), "dtype": self.dtype, "backward": self.backward, "repeats": self.repeats,
-                "warmup": self.warmup, "statistic": "median, IQR", "torch_threads": torch.get_num_threads()}
+                "warmup": self.warmup, "statistic": "median, IQR", "torch_threads": torch.get_num_threads(),
+                **side_by_side}
 
     def evaluate(self, target: AttentionTarget, context: EvalContext) -> Measurement:
-        result = measure(module_spec(target, self.setting, context.device, self.dtype, self.backward,
-                                              self.repeats, self.warmup))
-        return Measurement(speed_metrics(result, "tokens/s"), self.protocol(), details=result)
+        spec = module_spec(target, self.setting, context.device, self.dtype, self.backward, self.repeats,
+                           self.warmup)
+        if self.baseline is None:
+            result = measure(spec)
+            return Measurement(speed_metrics(result, "tokens/s"), self.protocol(), details=result)
+        baseline = module_spec(AttentionTarget(self.baseline), self.setting, context.device, self.dtype,
+                               self.backward, self.repeats, self.warmup)
+        result, (ratio, ratio_p25, ratio_p75) = measure(spec, baseline)
+        ratios = [Metric("latency_ratio", ratio, "x", higher_is_better=False),
+                  Metric("latency_ratio_p25", ratio_p25, "x"), Metric("latency_ratio_p75", ratio_p75, "x")]
+        return Measurement(speed_metrics(result, "tokens/s") + ratios, self.protocol(), details=result)
 
 
 def speed_metrics(result: SpeedResult, rate_unit: str) -> list[Metric]:

@@ -82,14 +82,23 @@ def crossover(frame: pd.DataFrame, variant: str, baseline: str, protocol: dict) 
 
 
 def speed_table(rows: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Variant x setting of the ``speed`` rows: "median ms (x ``baseline``), peak MiB"."""
+    """Variant x setting of the ``speed`` rows: "median ms (x ratio to ``baseline`` [IQR]), peak MiB".
+
+    The ratio is the one the job measured side by side with the baseline (median and IQR of the
+    per-repeat ratios) when the evaluator ran with ``baseline``; otherwise the ratio of the medians of
+    two separate jobs (no IQR)."""
     rows = rows.assign(setting=lambda f: f.job.map(setting_label))
     if rows.empty:
         return pd.DataFrame()
     latency, memory = _pivot(rows, "latency_ms"), _pivot(rows, "peak_mem_mib")
-    ratio = latency / latency.loc[baseline] if baseline in latency.index else latency * float("nan")
-    return pd.DataFrame({col: [f"{ms:.2f} ms (x{r:.2f}), {mib:.1f} MiB"
-                               for ms, r, mib in zip(latency[col], ratio[col], memory[col], strict=True)]
+    if (rows.metric == "latency_ratio").any():
+        ratio, low, high = (_pivot(rows, m) for m in ("latency_ratio", "latency_ratio_p25", "latency_ratio_p75"))
+        spread = {col: [f" [{a:.2f}-{b:.2f}]" for a, b in zip(low[col], high[col], strict=True)] for col in ratio}
+    else:
+        ratio = latency / latency.loc[baseline] if baseline in latency.index else latency * float("nan")
+        spread = {col: [""] * len(ratio) for col in ratio}
+    return pd.DataFrame({col: [f"{ms:.2f} ms (x{r:.2f}{iqr}), {mib:.1f} MiB" for ms, r, iqr, mib in
+                               zip(latency[col], ratio[col], spread[col], memory[col], strict=True)]
                          for col in latency.columns}, index=latency.index)
 
 
@@ -125,7 +134,7 @@ class EfficiencyReport(Report):
     """FLOPs tables, resolution sweep + crossover + plot, latency/memory ratios, markdown summary."""
 
     reads = {"flops": ("gmacs",), "flops-sweep": ("gmacs@*px", "tokens@*px"),
-             "speed": ("latency_ms", "peak_mem_mib")}
+             "speed": ("latency_ms", "peak_mem_mib", "latency_ratio*")}
 
     def __init__(self, baseline: str = "softmax") -> None:
         self.baseline = baseline
@@ -171,7 +180,8 @@ class EfficiencyReport(Report):
             files.append(_csv(speed, out_dir / "speed.csv"))
             sections += [f"## Latency and peak memory ({device.get('gpu') or device.get('cpu')}, "
                          f"{device.get('torch_threads')} threads; measured side by side in one run)", "",
-                         f"Median forward latency, its ratio to {self.baseline}, and peak memory of one call.", "",
+                         f"Median forward latency, its ratio to {self.baseline} (timed side by side with it: median "
+                         "and [IQR] of the per-repeat ratios), and peak memory of one call.", "",
                          speed.to_markdown(), ""]
         summary = out_dir / "summary.md"
         summary.write_text("\n".join(sections))

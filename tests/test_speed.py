@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import re
 
 import pytest
 import torch
@@ -139,3 +140,31 @@ evaluators:
     command, suite = stored_rows(tmp_path / "cmd"), stored_rows(tmp_path / "suite")
     assert command.keys() == suite.keys() and "latency_ms" in command and "seconds_per_image" in command
     assert all(command[m]["protocol"] == suite[m]["protocol"] for m in command)
+
+
+def test_speed_with_a_baseline_times_both_side_by_side(write_suite, tmp_path, monkeypatch):
+    """With ``baseline``, every repeat times the variant and the baseline in turn; the job stores the
+    per-repeat latency ratio (median, IQR) and the report prints it with its spread."""
+    from lina_bench.evaluators import speed as speed_module
+
+    seen = []
+    real = speed_module.time_interleaved
+    monkeypatch.setattr(speed_module, "time_interleaved",
+                        lambda fns, *a, **k: seen.append(list(fns)) or real(fns, *a, **k))
+    path = write_suite("""\
+attention: [softmax, lina]
+evaluators:
+  - {name: speed, options: {dim: 32, num_heads: 2, grid: [4, 4], repeats: 3, baseline: softmax}}
+reports: [efficiency]
+""")
+    code, text = run_cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, text
+    assert seen == [["target", "baseline"], ["target", "baseline"]]  # one interleaved timing per job
+    rows = stored_rows(tmp_path / "out")
+    assert rows["latency_ratio"]["protocol"]["evaluator"]["timing"] == "interleaved"
+    code, text = run_cli("results", "--out", str(tmp_path / "out"), "--format", "json")
+    for job in ("speed/softmax", "speed/lina"):
+        value = {r["metric"]: r["value"] for r in json.loads(text) if r["job"] == job}
+        assert 0 < value["latency_ratio_p25"] <= value["latency_ratio"] <= value["latency_ratio_p75"]
+    summary = (tmp_path / "out" / "suite" / "summary.md").read_text()
+    assert re.search(r"\| lina +\| [\d.]+ ms \(x[\d.]+ \[[\d.]+-[\d.]+\]\), [\d.]+ MiB", summary), summary
