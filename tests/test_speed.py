@@ -79,6 +79,12 @@ def test_speed_cli_json_and_suite_evaluators(write_suite, tmp_path):
     data = json.loads(text)
     assert data["work_per_call"] == 18 and data["repeats"] == 3 and data["peak_mem_bytes"] > 0
     assert data["p25_ms"] <= data["median_ms"] <= data["p75_ms"]
+    code, text = run_cli("speed", "module", "--variant", "lina", "--dim", "32", "--heads", "2", "--grid", "4x4",
+                         "--baseline", "softmax", "--repeats", "3", "--json", "--no-store")
+    assert code == 0, text
+    data = json.loads(text)
+    assert data["baseline"] == "softmax" and 0 < data["latency_ratio_p25"] <= data["latency_ratio"] \
+        <= data["latency_ratio_p75"]
     code, text = run_cli("speed", "model", "--generator", "toy", "--attention", "lasad", "--set", "cfg=2",
                          "--batch", "2", "--repeats", "2", "--json")
     assert code == 0 and json.loads(text)["seconds_per_step"] > 0

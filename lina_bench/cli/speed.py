@@ -34,7 +34,8 @@ def _emit(header: dict, command, rate_unit: str, as_json: bool, out_dir: str) ->
     """Print one measurement (a command's result; its details: the SpeedResult, or for generators the
     SpeedResult and the per-stage timings, which add a ``stages`` list / table)."""
     result, stages = command.details if isinstance(command.details, tuple) else (command.details, None)
-    data = {**header, **asdict(result), "throughput": result.per_second, "throughput_unit": rate_unit,
+    ratio = {m.name: m.value for m in command.metrics if m.name.startswith("latency_ratio")}
+    data = {**header, **asdict(result), "throughput": result.per_second, "throughput_unit": rate_unit, **ratio,
             "run_id": command.run_id}
     if stages is not None:
         data["stages"] = [s.as_json() for s in stages]
@@ -45,6 +46,9 @@ def _emit(header: dict, command, rate_unit: str, as_json: bool, out_dir: str) ->
     click.echo(f"  latency: {result.median_ms:.3f} ms median (IQR {result.p25_ms:.3f} - {result.p75_ms:.3f}, "
                f"{result.repeats} calls)")
     click.echo(f"  throughput: {result.per_second:,.1f} {rate_unit}")
+    if ratio:
+        click.echo(f"  latency ratio to {header.get('baseline')}: x{ratio['latency_ratio']:.3f} "
+                   f"[IQR {ratio['latency_ratio_p25']:.3f} - {ratio['latency_ratio_p75']:.3f}], timed side by side")
     click.echo(f"  peak memory: {result.peak_mem_bytes / 2**20:.1f} MiB  ({result.memory_method})")
     if stages:
         rows = [(s.stage.name, f"{s.stage.calls_per_image:g}", "x2" if s.stage.cfg_doubles_batch else "-",
@@ -60,13 +64,14 @@ def _emit(header: dict, command, rate_unit: str, as_json: bool, out_dir: str) ->
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
 @DEVICE
 @click.option("--backward", is_flag=True, help="Time forward + backward.")
+@click.option("--baseline", help="Also time this variant side by side (A B A B ...) and report the latency ratio.")
 @REPEATS
 @WARMUP
 @AS_JSON
 @store_options
 def speed_module(variant: str, dim: int, heads: int, grid: tuple[int, int], prefix: int, batch: int,
-                 variant_options: tuple[str, ...], dtype: str, device: str, backward: bool, repeats: int,
-                 warmup: int, as_json: bool, out_dir: str, no_store: bool) -> None:
+                 variant_options: tuple[str, ...], dtype: str, device: str, backward: bool, baseline: str | None,
+                 repeats: int, warmup: int, as_json: bool, out_dir: str, no_store: bool) -> None:
     """Latency of one attention-variant call (forward, or forward + backward): the `speed` evaluator."""
     from lina_bench.engine.runner import resolve_device
     from lina_bench.engine.suite import Entry
@@ -76,10 +81,11 @@ def speed_module(variant: str, dim: int, heads: int, grid: tuple[int, int], pref
     options = parse_assignments(variant_options, "--option")
     AttentionTarget(variant, options).build(setting)  # clear errors for bad variants or options before timing
     evaluator = {"dim": dim, "num_heads": heads, "grid": list(grid), "prefix": prefix, "batch": batch, "dtype": dtype,
-                 "backward": backward, "repeats": repeats, "warmup": warmup}
+                 "backward": backward, "repeats": repeats, "warmup": warmup, "baseline": baseline}
     result = measure_command("speed", "speed", evaluator, Entry(variant, options), "attention", out_dir, no_store,
                              resolve_device(device))
-    header = {"variant": variant, **setting.as_dict(), "backward": backward}
+    header = {"variant": variant, **setting.as_dict(), "backward": backward, **({"baseline": baseline} if baseline
+                                                                                   else {})}
     _emit(header, result, "tokens/s", as_json, out_dir)
 
 
