@@ -267,10 +267,10 @@ class Fid(Evaluator):
 
     def evaluate(self, target, context: EvalContext) -> Measurement:
         from lina_bench.evaluators.fid_sources import GeneratorSource, open_samples
-        from lina_bench.evaluators.targets import IMAGE_FOLDER, NPZ, Samples
+        from lina_bench.evaluators.targets import Samples
 
         if isinstance(target, Samples):
-            source = open_samples(target.require(NPZ, IMAGE_FOLDER, what="FID"))
+            source = open_samples(target.path)
         else:
             source = GeneratorSource(target, self.num_samples, context.seed)
         result = compute_fid(source, self.reference, self.weights, context.work_dir or Path("."), self.options,

@@ -188,9 +188,11 @@ class FolderSource(SampleSource):
 
 
 def open_samples(path: str | Path) -> SampleSource:
+    """An image folder or an ADM npz as a sample source (a GenEval folder has no FID samples)."""
+    from lina_bench.evaluators.targets import IMAGE_FOLDER, NPZ, samples_format
+
     path = Path(path)
-    if path.is_dir():
-        return FolderSource(path)
-    if path.suffix == ".npz":
-        return NpzSource(path)
-    raise LinaBenchError(f"--samples must be an image folder or an .npz with arr_0, got {path}")
+    found = samples_format(path)
+    if found not in (NPZ, IMAGE_FOLDER):
+        raise LinaBenchError(f"{path} is a {found}; FID needs an image folder or an .npz with arr_0")
+    return NpzSource(path) if found == NPZ else FolderSource(path)

@@ -22,7 +22,7 @@ from lina_bench.engine.store import ResultStore
 from lina_bench.evaluators import fid as fid_module
 from lina_bench.evaluators.fid import FidOptions, compute_fid
 from lina_bench.evaluators.fid_reference import load_reference
-from lina_bench.evaluators.fid_sources import GeneratorSource, NpzSource
+from lina_bench.evaluators.fid_sources import GeneratorSource, NpzSource, open_samples
 from lina_bench.evaluators.inception import FEATURE_DIMS, InceptionFeatures
 
 from cli_helpers import assert_same_rows, kill_9_after, run_cli, stored_rows
@@ -189,6 +189,9 @@ def test_bad_inputs(assets, tmp_path):
     np.savez(tmp_path / "float.npz", arr_0=np.zeros((4, 8, 8, 3), np.float32))
     with pytest.raises(LinaBenchError, match=r"'arr_0' must be uint8 \(N, H, W, 3\)"):
         NpzSource(tmp_path / "float.npz")
+    (tmp_path / "geneval" / "00000").mkdir(parents=True)
+    with pytest.raises(LinaBenchError, match="is a geneval-folder; FID needs an image folder or an .npz"):
+        open_samples(tmp_path / "geneval")
     np.savez(tmp_path / "gray.npz", arr_0=np.zeros((4, 8, 8), np.uint8))
     with pytest.raises(LinaBenchError, match="must be uint8"):
         NpzSource(tmp_path / "gray.npz")

@@ -88,12 +88,8 @@ class Job:
     generator: Entry | None
     variant: Entry | None
     config: dict[str, Any]
-    kind: str = ""
+    kind: str
     samples: Entry | None = None
-
-    def __post_init__(self) -> None:
-        if not self.kind:  # jobs made before target kinds were registered
-            self.kind = "generator" if self.generator else "samples" if self.samples else "attention"
 
     @property
     def key(self) -> str:
