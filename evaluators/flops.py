@@ -332,10 +332,15 @@ class GeneratorFlops:
         return sum(s.gmacs_per_image for s in self.stages)
 
     @property
+    def attention_gmacs_per_image(self) -> float:
+        """GMACs per image spent in the attention modules of every stage."""
+        return sum(s.attention_share * s.gmacs_per_image for s in self.stages)
+
+    @property
     def attention_share(self) -> float:
         """Attention GMACs per image of all stages / all GMACs per image."""
         total = self.gmacs_per_image
-        return sum(s.attention_share * s.gmacs_per_image for s in self.stages) / total if total else 0.0
+        return self.attention_gmacs_per_image / total if total else 0.0
 
 
 def count_generator(generator: Generator, batch: int = 1, counter: str = "fvcore",
@@ -374,12 +379,16 @@ class ModelFlops(Evaluator):
 
     def evaluate(self, generator: Generator, context: EvalContext) -> Measurement:
         flops = count_generator(generator, self.batch, self.counter, self.elementwise)
+        params = sum(p.numel() for p in generator.parameters())
         per_stage = [metric for s in flops.stages for metric in (
             Metric(f"gmacs_per_call.{s.stage.name}", s.gmacs_per_call, "GMACs", higher_is_better=False),
             Metric(f"gmacs_per_image.{s.stage.name}", s.gmacs_per_image, "GMACs", higher_is_better=False))]
         metrics = [Metric("gmacs_per_call", flops.stages[0].gmacs_per_call, "GMACs", higher_is_better=False),
                    Metric("gmacs_per_image", flops.gmacs_per_image, "GMACs", higher_is_better=False),
-                   Metric("attention_share", flops.attention_share, "fraction"), *per_stage]
-        details = {"flops": flops, "params": sum(p.numel() for p in generator.parameters()),
+                   Metric("attention_gmacs_per_image", flops.attention_gmacs_per_image, "GMACs",
+                          higher_is_better=False),
+                   Metric("attention_share", flops.attention_share, "fraction"),
+                   Metric("params", float(params), "params"), *per_stage]
+        details = {"flops": flops, "params": params,
                    "info": generator.info().as_protocol(), "attention_modules": list(generator.attention_modules())}
         return Measurement(metrics, self.protocol(), details=details)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from lina_bench.api.errors import LinaBenchError
-from lina_bench.reports.base import Report, setting_label
+from lina_bench.reports.base import Report, provenance_line, setting_label
 
 SWEEP_METRIC = re.compile(r"^gmacs@(\d+)px$")
 
@@ -145,7 +145,7 @@ class EfficiencyReport(Report):
         if results.empty:
             sections.append("No results.")
         else:
-            sections += _provenance_lines(results)
+            sections += [provenance_line(results), ""]
 
         flops, sweep, speed_rows = (self.select(results, name) for name in ("flops", "flops-sweep", "speed"))
         table = flops_table(flops, self.baseline) if not flops.empty else pd.DataFrame()
@@ -191,11 +191,3 @@ class EfficiencyReport(Report):
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path)
     return path
-
-
-def _provenance_lines(results: pd.DataFrame) -> list[str]:
-    prov = results.provenance.iloc[0]
-    versions = prov.get("versions", {})
-    return [f"lina-bench {versions.get('lina-bench')}, git {prov.get('git_revision')}, "
-            f"torch {versions.get('torch')}, fvcore {versions.get('fvcore')}; run ids: "
-            f"{', '.join(sorted(results.run_id.unique()))}", ""]

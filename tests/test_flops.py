@@ -282,6 +282,8 @@ def test_model_flops_add_up_over_stages(cfg: float | None):
     assert metrics["gmacs_per_call"] == stages["denoiser"]["gmacs_per_call"]
     assert metrics["gmacs_per_image"] == data["gmacs_per_image"]
     assert metrics["attention_share"] == data["attention_share"]
+    assert metrics["attention_gmacs_per_image"] == pytest.approx(attention_per_image / 1e9, rel=1e-12)
+    assert metrics["params"] == sum(p.numel() for p in gen.parameters())
     assert {n: metrics[f"gmacs_per_image.{n}"] for n in stages} == {n: s["gmacs_per_image"] for n, s in stages.items()}
     code, text = run_cli("flops", "model", "--generator", "toy", "--batch", str(batch),
                          *[arg for k, v in options.items() for arg in ("--set", f"{k}={json.dumps(v)}")])

@@ -273,5 +273,6 @@ evaluators.register("fid", "lina_bench.evaluators.fid:Fid")
 evaluators.register("geneval", "lina_bench.evaluators.geneval.pipeline:GenEval")
 evaluators.register("clip-score", "lina_bench.evaluators.clip_score:ClipScore")
 reports.register("efficiency", "lina_bench.reports.efficiency:EfficiencyReport")
+reports.register("leaderboard", "lina_bench.reports.leaderboard:LeaderboardReport")
 for _name, _target in {"attention": "AttentionKind", "generator": "GeneratorKind", "samples": "SamplesKind"}.items():
     targets.register(_name, f"lina_bench.evaluators.targets:{_target}")
