@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_helpers import run_cli
 from PIL import Image
 
 from lina_bench.api.schema import Result, config_hash
 from lina_bench.engine.store import JobRecord, ResultStore
 from lina_bench.evaluators.geneval.scoring import TAGS
 from lina_bench.reports.leaderboard_plots import pareto_front
+
+from cli_helpers import run_cli
 
 FID_A, FID_B, FID_SAMPLES = ("FID [target=generator, reference=a.npz]", "FID [target=generator, reference=b.npz]",
                              "FID [target=samples, reference=a.npz]")
