@@ -139,10 +139,10 @@ class RowCheck:
 
 
 def tolerance_of(row: dict[str, Any], tolerances: dict[str, float]) -> float:
+    """The row's own tolerance, else the first ``tolerances`` entry whose name or pattern matches its
+    metric, else the default for its unit."""
     if "tolerance" in row:
         return float(row["tolerance"])
-    if row["metric"] in tolerances:
-        return float(tolerances[row["metric"]])
     for pattern, value in tolerances.items():
         if fnmatchcase(row["metric"], pattern):
             return float(value)
