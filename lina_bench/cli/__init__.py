@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -119,76 +117,17 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
     click.get_current_context().exit(1 if summary.failed or summary.report_errors else 0)
 
 
-@cli.command()
-@click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
-              help="Output directory holding results.sqlite.")
-@click.option("--run", "run_id", default="current", show_default=True,
-              help="'current' (each job's latest successful results), 'latest' (the last run), 'all', "
-                   "or a run id.")
-@click.option("--suite", help="Only results of this suite.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-@click.option("--jobs", "show_jobs", is_flag=True, help="List jobs (status, error) instead of metric rows.")
-def results(out_dir: str, run_id: str, suite: str | None, fmt: str, output: str | None, show_jobs: bool) -> None:
-    """Show or export stored results (JSON keeps protocol/config/provenance nested)."""
-    import pandas as pd
-
-    from lina_bench.api.schema import JSON_FIELDS, canonical_json
-    from lina_bench.engine.store import ResultStore
-
-    store = ResultStore.in_dir(out_dir, create=False)
-    runs = store.runs()
-    if run_id == "latest":
-        chosen = [r["run_id"] for r in runs if not suite or r["suite"] == suite][-1:]
-        if not chosen:
-            raise LinaBenchError(f"no runs in {out_dir}" + (f" for suite {suite!r}" if suite else ""))
-        run_id = chosen[0]
-    elif run_id not in ("all", "current") and run_id not in {r["run_id"] for r in runs}:
-        raise LinaBenchError(f"no run {run_id!r} in {out_dir} (runs: {', '.join(r['run_id'] for r in runs)})")
-    selected = None if run_id in ("all", "current") else run_id
-    if show_jobs:
-        records = [{k: j[k] for k in ("run_id", "job", "status", "error", "job_key")} for j in store.jobs(selected)
-                   if not suite or j["suite"] == suite]
-    elif run_id == "current":
-        records = [dataclasses.asdict(r) for r in store.current_results(suite)]
-    else:
-        records = [dataclasses.asdict(r) for r in store.results(selected, suite)]
-    if fmt == "json":
-        text = json.dumps(records, indent=2, default=str) + "\n"
-    else:
-        frame = pd.DataFrame(records)
-        if fmt == "csv":
-            for name in JSON_FIELDS:
-                if name in frame:
-                    frame[name] = frame[name].map(canonical_json)
-            text = frame.to_csv(index=False)
-        elif frame.empty:
-            text = "no results\n"
-        else:
-            if show_jobs:
-                cols = ["job", "status", "error"]
-                frame["error"] = frame["error"].map(lambda e: e.splitlines()[0][:100] if isinstance(e, str) else "")
-            else:
-                cols = ["job", "metric", "value", "unit"]
-                frame["value"] = frame["value"].map(format_value)
-            cols = (["run_id"] if run_id == "all" else []) + cols
-            text = frame[cols].to_markdown(index=False, disable_numparse=True) + "\n"
-    if output:
-        Path(output).write_text(text)
-        click.echo(f"wrote {len(records)} rows to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
-
-
 def _add_cost_commands() -> None:
     from lina_bench.cli.check import check
     from lina_bench.cli.fid import fid, fid_ref
     from lina_bench.cli.flops import flops
     from lina_bench.cli.geneval import clip_score_cmd, geneval
     from lina_bench.cli.kernels import kernels
+    from lina_bench.cli.report import report
+    from lina_bench.cli.results import results
     from lina_bench.cli.speed import speed
 
-    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd, kernels):
+    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd, kernels, report, results):
         cli.add_command(command)
 
 

@@ -141,21 +141,29 @@ def report_measurement(result, out_dir: str, as_json: bool) -> None:
     click.echo(stored_line(result, out_dir))
 
 
-def stored_results(out_dir: str, run: str, suite: str | None) -> list:
-    """The stored :class:`~lina_bench.api.schema.Result` rows that ``--run`` names: ``current`` (each
-    job's latest successful run), ``latest`` (the last run, of ``suite`` if given), ``all``, or a run id."""
+def select_run(store, out_dir: str, run: str, suite: str | None) -> str:
+    """``--run`` resolved: ``current`` or ``all`` as given, ``latest`` as the last run (of ``suite`` if
+    given), a run id checked against the store."""
     from lina_bench.api.errors import LinaBenchError
-    from lina_bench.engine.store import ResultStore
 
-    store = ResultStore.in_dir(out_dir, create=False)
-    if run == "current":
-        return store.current_results(suite)
     runs = store.runs()
     if run == "latest":
         chosen = [r["run_id"] for r in runs if not suite or r["suite"] == suite][-1:]
         if not chosen:
             raise LinaBenchError(f"no runs in {out_dir}" + (f" for suite {suite!r}" if suite else ""))
-        run = chosen[0]
-    elif run != "all" and run not in {r["run_id"] for r in runs}:
+        return chosen[0]
+    if run not in ("all", "current") and run not in {r["run_id"] for r in runs}:
         raise LinaBenchError(f"no run {run!r} in {out_dir} (runs: {', '.join(r['run_id'] for r in runs)})")
+    return run
+
+
+def stored_results(out_dir: str, run: str, suite: str | None) -> list:
+    """The stored :class:`~lina_bench.api.schema.Result` rows that ``--run`` names: ``current`` (each
+    job's latest successful run), ``latest`` (the last run, of ``suite`` if given), ``all``, or a run id."""
+    from lina_bench.engine.store import ResultStore
+
+    store = ResultStore.in_dir(out_dir, create=False)
+    run = select_run(store, out_dir, run, suite)
+    if run == "current":
+        return store.current_results(suite)
     return store.results(None if run == "all" else run, suite)

@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.schema import JSON_FIELDS, RESULT_FIELDS, Result, canonical_json
@@ -124,14 +124,25 @@ class ResultStore:
     def record_job(self, record: JobRecord, results: list[Result]) -> None:
         """Store a job and its result rows atomically."""
         with self._write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.run_id, record.job_key, record.job, record.suite, record.generator, record.variant,
-                 record.evaluator, record.status, record.error, canonical_json(record.config),
-                 canonical_json(record.protocol), canonical_json(record.provenance)))
-            db.executemany(
-                f"INSERT INTO results ({', '.join(RESULT_FIELDS)}) VALUES ({', '.join('?' * len(RESULT_FIELDS))})",
-                [_row(r) for r in results])
+            db.execute(f"INSERT OR REPLACE {_INTO_JOBS}", _job_row(record))
+            db.executemany(_INTO_RESULTS, [_row(r) for r in results])
+
+    def import_results(self, batches: Sequence[tuple[str, Sequence[Result]]]) -> list[tuple[int, int]]:
+        """Store exported rows, all batches in one transaction; per batch: (rows added, rows already stored).
+
+        A row is identified by (run_id, job_key, metric). A row stored before with another value raises
+        :class:`LinaBenchError` naming the batch's label and the row, and nothing at all is stored. The
+        new rows' runs (status 'imported', times from the rows' provenance) and jobs (status 'ok') are
+        stored too, unless already there, so that :meth:`current_results` sees them."""
+        with self._write() as db:
+            known = _stored_values(db, {r.run_id for _, rows in batches for r in rows})
+            new = [_new_rows(label, rows, known) for label, rows in batches]
+            added = [r for rows in new for r in rows]
+            db.executemany("INSERT OR IGNORE INTO runs (run_id, suite, started_at, finished_at, status) "
+                           "VALUES (?, ?, ?, ?, 'imported')", _imported_runs(added))
+            db.executemany(f"INSERT OR IGNORE {_INTO_JOBS}", [_job_row(_imported_job(r)) for r in added])
+            db.executemany(_INTO_RESULTS, [_row(r) for r in added])
+        return [(len(rows), len(batch) - len(rows)) for rows, (_, batch) in zip(new, batches, strict=True)]
 
     def completed_keys(self) -> set[str]:
         """Job keys that finished successfully in any run."""
@@ -163,10 +174,64 @@ class ResultStore:
     def current_results(self, suite: str | None = None) -> list[Result]:
         """For every job, the rows of its most recent successful run (what ``run`` skips).
 
-        "Most recent" is the order jobs were stored in (rowid), not the run id: two runs started in
-        the same second have run ids that differ only in their random suffix."""
-        latest = dict(self._db.execute("SELECT job_key, run_id FROM jobs WHERE status = 'ok' ORDER BY rowid"))
+        "Most recent" is the latest ``finished_at`` of the job's provenance (UTC ISO times compare as
+        strings; jobs without one count as oldest), so runs imported from several machines rank by
+        when they ran, not by import order; ties go to the job stored last (rowid), never to the run
+        id: two runs started in the same second have run ids that differ only in their random suffix."""
+        latest = dict(self._db.execute("SELECT job_key, run_id FROM jobs WHERE status = 'ok' "
+                                       "ORDER BY json_extract(provenance, '$.finished_at'), rowid"))
         return [r for r in self.results(suite=suite) if latest.get(r.job_key) == r.run_id]
+
+
+_INTO_JOBS = "INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INTO_RESULTS = f"INSERT INTO results ({', '.join(RESULT_FIELDS)}) VALUES ({', '.join('?' * len(RESULT_FIELDS))})"
+
+
+def _job_row(record: JobRecord) -> tuple[Any, ...]:
+    return (record.run_id, record.job_key, record.job, record.suite, record.generator, record.variant,
+            record.evaluator, record.status, record.error, canonical_json(record.config),
+            canonical_json(record.protocol), canonical_json(record.provenance))
+
+
+def _stored_values(db: sqlite3.Connection, run_ids: set[str]) -> dict[tuple[str, str, str], float]:
+    """(run_id, job_key, metric) -> value of the stored rows of these runs."""
+    values = {}
+    for run_id in run_ids:
+        rows = db.execute("SELECT job_key, metric, value FROM results WHERE run_id = ?", (run_id,))
+        values.update(((run_id, key, metric), value) for key, metric, value in rows)
+    return values
+
+
+def _new_rows(label: str, rows: Sequence[Result], known: dict[tuple[str, str, str], float]) -> list[Result]:
+    """The rows not in ``known`` (which they join); a known row with another value raises."""
+    new = []
+    for index, row in enumerate(rows):
+        ident = (row.run_id, row.job_key, row.metric)
+        if ident not in known:
+            known[ident] = row.value
+            new.append(row)
+        elif known[ident] != row.value:
+            raise LinaBenchError(f"{label}: row {index}: field 'value' is {row.value!r}, but the store has "
+                                 f"{known[ident]!r} for run {row.run_id}, job {row.job}, metric {row.metric!r}")
+    return new
+
+
+def _imported_runs(rows: list[Result]) -> list[tuple[str, str, str, str | None]]:
+    """(run_id, suite, started_at, finished_at) of the rows' runs: their jobs' earliest start, latest end."""
+    by_run: dict[str, list[Result]] = {}
+    for row in rows:
+        by_run.setdefault(row.run_id, []).append(row)
+    runs = []
+    for run_id, mine in by_run.items():
+        started = [r.provenance["started_at"] for r in mine if r.provenance.get("started_at")]
+        finished = [r.provenance["finished_at"] for r in mine if r.provenance.get("finished_at")]
+        runs.append((run_id, mine[0].suite, min(started, default=""), max(finished, default=None)))
+    return runs
+
+
+def _imported_job(row: Result) -> JobRecord:
+    return JobRecord(row.run_id, row.job_key, row.job, row.suite, row.generator, row.variant, row.evaluator,
+                     "ok", None, row.config, row.protocol, row.provenance)
 
 
 def _row(result: Result) -> tuple[Any, ...]:
