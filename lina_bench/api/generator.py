@@ -150,6 +150,12 @@ class Generator(nn.Module, ABC):
         warnings.warn("Generator.cost_probe() is deprecated; use cost_probes()", DeprecationWarning, stacklevel=2)
         return self.cost_probes(batch_size)[0]
 
+    def official_sample(self, conditions: Sequence[int] | Sequence[str], seed: int) -> torch.Tensor:
+        """The images the official sampler draws for this batch and seed: its random-number order for
+        the whole batch (not per-sample seeds) and its own uint8 conversion; a uint8 CPU tensor
+        (B, 3, H, W), RGB. How a user checks the port against the official code on a checkpoint."""
+        raise LinaBenchError(f"generator family {self.info().family!r} has no official sampler to reproduce")
+
     def attention_modules(self) -> dict[str, AttentionModule]:
         """Attention modules by ``"<stage>.<qualified name in the stage's module>"``,
         e.g. ``"transformer.blocks.0.attn"``."""
