@@ -125,9 +125,11 @@ def _add_cost_commands() -> None:
     from lina_bench.cli.kernels import kernels
     from lina_bench.cli.report import report
     from lina_bench.cli.results import results
+    from lina_bench.cli.sample import sample
     from lina_bench.cli.speed import speed
 
-    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd, kernels, report, results):
+    for command in (flops, speed, check, fid, fid_ref, geneval, clip_score_cmd, kernels, report, results,
+                    sample):
         cli.add_command(command)
 
 
