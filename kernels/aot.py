@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import triton
+from triton.runtime.autotuner import Autotuner
 from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
@@ -23,19 +24,13 @@ from lina_bench.api.errors import LinaBenchError
 SHARED_LIMITS = {80: 166912, 90: 232448}
 DTYPES = {"float32": ("fp32", True), "bfloat16": ("bf16", False), "float16": ("fp16", False)}
 HEAD_DIMS = (16, 32, 64, 96, 128)  # every head dimension the variants use (LINA: 96 = 1536 / 16 heads)
-BLOCK_N = 64
 CHUNK = 64  # the decayed op's default chunk
-
-
-def block(size: int) -> int:
-    """The power-of-two block the custom ops launch for a head dimension (``tl.arange`` needs one)."""
-    return max(16, triton.next_power_of_2(size))
 
 
 def _signature(io_pointers: str, float_pointers: str, ints: str, io: str, constexprs: dict[str, Any],
                floats: str = "") -> tuple[dict[str, str], dict[str, Any]]:
     """Pointers that carry the input dtype ``io``, float32 pointers, i32 and float32 scalars, constexprs
-    (in the kernel's parameter order, which ``triton.compile`` takes from the function itself)."""
+    (by name: ``triton.compile`` takes the parameter order from the function itself)."""
     signature = {**{name: f"*{io}" for name in io_pointers.split()},
                  **{name: "*fp32" for name in float_pointers.split()}, **{name: "i32" for name in ints.split()},
                  **{name: "fp32" for name in floats.split()}, **{name: "constexpr" for name in constexprs}}
@@ -44,36 +39,54 @@ def _signature(io_pointers: str, float_pointers: str, ints: str, io: str, conste
 
 def kernel_specs(dtype: str, head_dim: int = 64) -> dict[str, list[tuple[dict[str, str], dict[str, Any]]]]:
     """Each kernel's launch signature as the custom ops (``kernels/*/ops.py``) launch it, for one input
-    dtype and head dimension (d = dv): one entry per combination of its boolean constexpr flags."""
+    dtype and head dimension (d = dv): one entry per combination of boolean constexpr flags the ops
+    launch; autotuned kernels add each config's constexprs at compile time (:func:`launch_configs`)."""
+    from lina_bench.kernels.decayed_attn.ops import key_block
+    from lina_bench.kernels.lina_attn.ops import head_block
+
     io, ieee = DTYPES[dtype]
-    blocks = {"BLOCK_N": BLOCK_N, "BLOCK_D": block(head_dim), "BLOCK_DV": block(head_dim)}
-    gates = [{"HAS_GATE": gate} for gate in (False, True)]
+    tiles = {"IEEE": ieee, "BLOCK_D": head_block(head_dim), "BLOCK_DV": head_block(head_dim)}
+    reduce_flags = [  # the state (ungated, gated) and the backward's dS
+        {"HAS_WX": False, "HAS_WY": False, "HAS_WV": False, "PER_HEAD": True},
+        {"HAS_WX": True, "HAS_WY": True, "HAS_WV": False, "PER_HEAD": True},
+        {"HAS_WX": False, "HAS_WY": True, "HAS_WV": True, "PER_HEAD": False}]
     return {
-        "lina_state_kernel": [_signature("k_ptr v_ptr", "ks_ptr vs_ptr s_ptr ksum_ptr", "H N D DV TOKENS_PER_SPLIT",
-                                         io, {**flags, "IEEE": ieee, **blocks}) for flags in gates],
-        "lina_output_kernel": [_signature("q_ptr o_ptr", "s_ptr kmean_ptr", "N D DV", io, {"IEEE": ieee, **blocks})],
-        "lina_backward_query_kernel": [_signature("q_ptr do_ptr dq_ptr", "s_ptr kmean_ptr ds_ptr dkm_ptr",
-                                                  "N D DV TOKENS_PER_SPLIT", io, {"IEEE": ieee, **blocks})],
+        "lina_reduce_kernel": [_signature("x_ptr y_ptr", "wx_ptr wy_ptr wv_ptr s_ptr vec_ptr", "BH H N D DV", io,
+                                          {**flags, **tiles}) for flags in reduce_flags],
+        "lina_output_kernel": [_signature("q_ptr o_ptr", "s_ptr kmean_ptr", "BH N D DV", io, tiles)],
+        "lina_row_stats_kernel": [_signature("q_ptr do_ptr", "s_ptr kmean_ptr inv_a_ptr c_ptr", "BH N D DV", io,
+                                             tiles)],
+        "lina_backward_q_kernel": [_signature("q_ptr do_ptr dq_ptr", "s_ptr kmean_ptr inv_a_ptr c_ptr",
+                                              "BH N D DV", io, tiles)],
         "lina_backward_kv_kernel": [_signature("k_ptr v_ptr dk_ptr dv_ptr",
-                                               "ks_ptr vs_ptr ds_ptr dkm_ptr dks_ptr dvs_ptr", "H N D DV", io,
-                                               {**flags, "IEEE": ieee, **blocks}) for flags in gates],
+                                               "ks_ptr vs_ptr ds_ptr dkm_ptr dks_ptr dvs_ptr", "BH H N D DV", io,
+                                               {"HAS_GATE": gate, **tiles}) for gate in (False, True)],
         "decayed_forward_kernel": [_signature("q_ptr k_ptr v_ptr g_ptr o_ptr", "s0_ptr sn_ptr", "N D DV", io,
                                               {"HAS_INITIAL": initial, "STORE_FINAL": final, "IEEE": ieee,
-                                               "CHUNK": CHUNK, "BLOCK_D": blocks["BLOCK_D"],
-                                               "BLOCK_DV": blocks["BLOCK_DV"]}, floats="scale")
+                                               "CHUNK": CHUNK, "BLOCK_D": key_block(head_dim),
+                                               "BLOCK_DV": head_block(head_dim)}, floats="scale")
                                    for initial in (False, True) for final in (False, True)],
     }
 
 
+def launch_configs(kernel: Any) -> list[tuple[dict[str, Any], int, int]]:
+    """(constexprs, num_warps, num_stages) of every config a kernel may launch with: each autotune
+    config, or Triton's default launch for a plain ``@triton.jit`` function."""
+    if isinstance(kernel, Autotuner):
+        return [(dict(c.kwargs), c.num_warps, c.num_stages) for c in kernel.configs]
+    return [({}, 4, 3)]
+
+
 def kernel_functions() -> dict[str, Any]:
-    """Every ``*_kernel`` Triton function of lina_bench.kernels (the helpers they call are inlined)."""
+    """Every ``*_kernel`` Triton function of lina_bench.kernels, autotuned or not (the helpers they call
+    are inlined)."""
     import lina_bench.kernels
 
     found = {}
     for info in pkgutil.walk_packages(lina_bench.kernels.__path__, "lina_bench.kernels."):
         module = importlib.import_module(info.name)
         found.update({name: obj for name, obj in vars(module).items()
-                      if isinstance(obj, (JITFunction, InterpretedFunction)) and name.endswith("_kernel")})
+                      if isinstance(obj, (JITFunction, InterpretedFunction, Autotuner)) and name.endswith("_kernel")})
     return found
 
 
@@ -98,13 +111,15 @@ def resource_usage(cubin: bytes) -> dict[str, int]:
             "static_shared_bytes": int(found["SHARED"])}
 
 
-def _compile_one(function: Any, signature: dict[str, str], constexprs: dict[str, Any], arch: int) -> dict[str, Any]:
+def _compile_one(function: Any, signature: dict[str, str], constexprs: dict[str, Any], arch: int,
+                 num_warps: int, num_stages: int) -> dict[str, Any]:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     try:
         compiled = triton.compile(ASTSource(fn=function, signature=signature, constexprs=constexprs),
-                                  target=GPUTarget("cuda", arch, 32))
+                                  target=GPUTarget("cuda", arch, 32),
+                                  options={"num_warps": num_warps, "num_stages": num_stages})
     except Exception as exc:  # reported per configuration, so one failure does not hide the others
         return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"}
     usage = resource_usage(compiled.asm["cubin"])
@@ -117,16 +132,19 @@ def compile_all(targets: tuple[int, ...] = (80, 90), dtypes: tuple[str, ...] = t
                 head_dims: tuple[int, ...] = HEAD_DIMS, progress: bool = False) -> list[dict[str, Any]]:
     """Compile every kernel in every configuration the custom ops can launch, for each ``sm_<target>``.
 
-    One row per (kernel, target, dtype, head dimension, flags): registers, stack bytes (spills), shared
-    memory, whether it fits the target and the compile error, if any. Head dimensions that launch the
-    same block (96 and 128) are compiled once. Raises if the kernels run interpreted (``TRITON_INTERPRET``).
+    One row per (kernel, target, dtype, head dimension, flags, autotune config): registers, stack bytes
+    (spills), shared memory, whether it fits the target and the compile error, if any (see
+    :func:`unusable` for which of them make a launch fail). Configurations
+    that launch the same constexprs are compiled once. Raises if the kernels run interpreted
+    (``TRITON_INTERPRET``).
     """
     from concurrent.futures import ThreadPoolExecutor
+    from itertools import product
 
     from tqdm import tqdm
 
     functions = kernel_functions()
-    if any(not isinstance(fn, JITFunction) for fn in functions.values()):
+    if any(isinstance(getattr(fn, "fn", fn), InterpretedFunction) for fn in functions.values()):
         raise LinaBenchError("TRITON_INTERPRET is set: the kernels run interpreted and cannot be compiled; "
                              "unset it (e.g. `env -u TRITON_INTERPRET lina-bench kernels compile`)")
     jobs = {}
@@ -136,13 +154,18 @@ def compile_all(targets: tuple[int, ...] = (80, 90), dtypes: tuple[str, ...] = t
             raise LinaBenchError(f"unknown target sm_{arch} (known: {', '.join(f'sm_{a}' for a in SHARED_LIMITS)})")
         for dtype in dtypes:
             for head_dim in head_dims:
-                for name, configs in kernel_specs(dtype, head_dim).items():
-                    for signature, constexprs in configs:
-                        key = (name, arch, dtype, tuple(sorted(constexprs.items())))
-                        jobs.setdefault(key, (functions[name], signature, constexprs, arch))
+                for name, specs in kernel_specs(dtype, head_dim).items():
+                    kernel = functions[name]
+                    for (signature, constexprs), (tuned, warps, stages) in product(specs, launch_configs(kernel)):
+                        constexprs = {**constexprs, **tuned}
+                        signature = {**signature, **{k: "constexpr" for k in tuned}}
+                        key = (name, arch, dtype, warps, stages, tuple(sorted(constexprs.items())))
+                        function = kernel.fn if isinstance(kernel, Autotuner) else kernel
+                        jobs.setdefault(key, (function, signature, constexprs, arch, warps, stages))
                         flags = {k: v for k, v in constexprs.items() if isinstance(v, bool) and k != "IEEE"}
                         rows.append({"kernel": name, "target": f"sm_{arch}", "dtype": dtype, "head_dim": head_dim,
-                                     "flags": flags, "block_d": constexprs["BLOCK_D"], "_key": key})
+                                     "flags": flags, "config": {**tuned, "num_warps": warps, "num_stages": stages},
+                                     "block_d": constexprs["BLOCK_D"], "_key": key})
     with ThreadPoolExecutor(max_workers=2) as pool:  # ptxas runs as a process of its own
         futures = {key: pool.submit(_compile_one, *args) for key, args in jobs.items()}
         results = {key: future.result() for key, future in tqdm(futures.items(), desc="compile", unit="kernel",
@@ -151,3 +174,14 @@ def compile_all(targets: tuple[int, ...] = (80, 90), dtypes: tuple[str, ...] = t
         row.update(results[row.pop("_key")])
         row["fits"] = row["error"] is None and row["shared_bytes"] <= SHARED_LIMITS[int(row["target"][3:])]
     return rows
+
+
+def unusable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that make a launch impossible: a compile error, or a (kernel, target, dtype, head dim,
+    flags) launch of which no autotune config fits the target (a config that does not fit while
+    another does is one the autotuner skips, as Triton's does on ``OutOfResources``)."""
+    def launch(row: dict[str, Any]) -> tuple:
+        return row["kernel"], row["target"], row["dtype"], row["head_dim"], tuple(sorted(row["flags"].items()))
+
+    usable = {launch(r) for r in rows if r["fits"]}
+    return [r for r in rows if r["error"] is not None or launch(r) not in usable]

@@ -13,7 +13,7 @@ case "$*" in
   *"get_device_capability"*) echo sm_90 ;;
   *"get_device_name"*) echo "Fake H200" ;;
   *"pytest"*) echo "1 failed, 80 passed"; exit 1 ;;
-  *"kernels compile"*) printf 'kernel target\\n------\\nlina_state_kernel sm_90 float32 96 128 - 255 96 66560 yes\\n'
+  *"kernels compile"*) printf 'kernel target\\n------\\nlina_reduce_kernel sm_90 float32 96 32 - 255 96 66560 yes\\n'
                        echo "1 of 1 configurations compile and fit" ;;
   *"bench_attention_kernels"*) echo "| module | lina | 5120 | 1.0 | nan | 2.0 | 3.00 (2.90-3.10) |" ;;
 esac
@@ -36,5 +36,5 @@ def test_a_failing_step_does_not_stop_the_others(tmp_path):
     assert "# GPU check on Fake H200 (sm_90)" in summary
     assert "- gpu-tests: FAILED (exit 1)" in summary
     assert "- kernels-compile: ok" in summary and "- benchmark: ok" in summary
-    assert "lina_state_kernel sm_90 float32 96 128 - 255 96 66560 yes" in summary  # it spills: listed
+    assert "lina_reduce_kernel sm_90 float32 96 32 - 255 96 66560 yes" in summary  # it spills: listed
     assert "| module | lina | 5120 |" in summary and (tmp_path / "out" / "benchmark.log").is_file()

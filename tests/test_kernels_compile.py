@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from lina_bench.kernels.aot import kernel_functions, kernel_specs
+from lina_bench.kernels.aot import kernel_functions, kernel_specs, unusable
 
 from cli_helpers import run_cli
 
@@ -35,15 +35,19 @@ def check_report(code: int, report: dict, dtypes: set[str], head_dims: set[int])
     assert {r["kernel"] for r in rows} == set(kernel_functions()) != set()  # no kernel skipped silently
     assert {(r["target"], r["dtype"], r["head_dim"]) for r in rows} == {
         (t, d, h) for t in ("sm_80", "sm_90") for d in dtypes for h in head_dims}
-    assert [r for r in rows if not r["fits"]] == [] and code == 0 and report["failed"] == 0
+    assert unusable(rows) == [] and code == 0 and report["failed"] == 0
+    launches = {(r["kernel"], r["target"], r["dtype"], r["head_dim"], json.dumps(r["flags"])) for r in rows}
+    assert len(rows) > len(launches)  # every autotune config of every launch is compiled
     assert all(0 < r["registers"] <= 255 and r["shared_bytes"] > 0 for r in rows)
 
 
 def test_every_kernel_has_compile_specs_for_every_head_dim():
     assert set(kernel_functions()) == set(kernel_specs("float32")) != set()
     flags = {name: len(configs) for name, configs in kernel_specs("float16", 96).items()}
-    assert flags == {"lina_state_kernel": 2, "lina_output_kernel": 1, "lina_backward_query_kernel": 1,
-                     "lina_backward_kv_kernel": 2, "decayed_forward_kernel": 4}  # every boolean constexpr
+    assert flags == {"lina_reduce_kernel": 3, "lina_output_kernel": 1, "lina_row_stats_kernel": 1,
+                     "lina_backward_q_kernel": 1, "lina_backward_kv_kernel": 2,
+                     "decayed_forward_kernel": 4}  # every boolean constexpr combination the ops launch
+    assert kernel_specs("float32", 96)["lina_output_kernel"][0][1]["BLOCK_D"] == 32  # 96 = 3 x 32: no padding
 
 
 def test_every_kernel_compiles_for_sm80_and_sm90():

@@ -55,16 +55,29 @@ def test_lina_attention_forward_and_gradients(n: int, d: int, gated: bool):
         assert_rel(got, expected)
 
 
-@pytest.mark.parametrize("gated", [False, True], ids=["ungated", "gated"])
-def test_lina_attention_several_splits(monkeypatch, gated: bool):
-    """The state and dq reductions split the tokens over several programs on a GPU; force 3 splits
-    (of 64-token blocks) here so that path, partial sums and an uneven last split, is checked too."""
-    from lina_bench.kernels.lina_attn import ops
+def test_head_blocks_divide_the_head_dimension():
+    from lina_bench.kernels.lina_attn.ops import head_block
 
-    monkeypatch.setattr(ops, "split_target", lambda bh, device: 3)
-    assert ops._splits(6, 300, torch.device("cpu")) == (3, 128)
-    inputs = make_inputs(300, 16, 16, gated)
+    assert {d: head_block(d) for d in (16, 24, 32, 40, 48, 64, 96, 128, 192)} == {
+        16: 16, 24: 32, 32: 32, 40: 64, 48: 16, 64: 64, 96: 32, 128: 64, 192: 64}
+
+
+@pytest.mark.parametrize("gated", [False, True], ids=["ungated", "gated"])
+def test_lina_attention_tiles_splits_and_token_blocks(monkeypatch, gated: bool):
+    """Launches the GPU autotuner may pick, forced here (the interpreter runs each kernel's first config
+    only): the reductions over 3 token slices of 64-token blocks (the last one uneven), the per-token
+    kernels on 32-token blocks, and d = 96 as three 32-wide tiles beside dv = 48 as three 16-wide ones."""
+    import triton
+
+    from lina_bench.kernels.lina_attn import triton_kernels as tk
+
+    monkeypatch.setattr(tk.lina_reduce_kernel, "configs", [triton.Config({"SPLITS": 3, "BLOCK_N": 64})])
+    for kernel in (tk.lina_output_kernel, tk.lina_row_stats_kernel, tk.lina_backward_q_kernel,
+                   tk.lina_backward_kv_kernel):
+        monkeypatch.setattr(kernel, "configs", [triton.Config({"BLOCK_N": 32})])
+    inputs = make_inputs(300, 96, 48, gated)
     out = lina_attention(*inputs, backend="triton")
+    assert tk.lina_reduce_kernel.best_config.kwargs["SPLITS"] == 3
     ref = lina_attention_naive(*inputs)
     assert_rel(out, ref)
     wanted = [t for t in inputs if t is not None]
@@ -86,14 +99,14 @@ def test_lina_attention_value_width_and_single_gate():
 
 
 @pytest.mark.parametrize("initial", [False, True], ids=["zero-state", "initial-state"])
-@pytest.mark.parametrize("d", [16, 24, 64])
+@pytest.mark.parametrize(("d", "dv"), [(16, 16), (24, 48), (64, 16)])  # dv = 48: three 16-wide value slices
 @pytest.mark.parametrize("n", [1, 33, 100, 257])
-def test_decayed_attention_matches_recurrence(n: int, d: int, initial: bool):
+def test_decayed_attention_matches_recurrence(n: int, d: int, dv: int, initial: bool):
     gen = torch.Generator().manual_seed(n + d)
     q, k = (torch.randn(1, 2, n, d, generator=gen).to(DEVICE).requires_grad_() for _ in range(2))
-    v = torch.randn(1, 2, n, 16, generator=gen).to(DEVICE).requires_grad_()
+    v = torch.randn(1, 2, n, dv, generator=gen).to(DEVICE).requires_grad_()
     g = (-torch.rand(1, 2, n, generator=gen)).to(DEVICE).requires_grad_()
-    s0 = torch.randn(1, 2, d, 16, generator=gen).to(DEVICE).requires_grad_() if initial else None
+    s0 = torch.randn(1, 2, d, dv, generator=gen).to(DEVICE).requires_grad_() if initial else None
     out, final = decayed_linear_attention(q, k, v, g, initial_state=s0, output_final_state=True, backend="triton")
     ref, ref_final = decayed_loop_reference(q, k, v, g, d**-0.5, s0)
     assert_rel(out, ref)

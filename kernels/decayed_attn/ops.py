@@ -14,6 +14,12 @@ from torch.utils import flop_counter
 from lina_bench.kernels.decayed_attn import triton_kernels as tk
 from lina_bench.kernels.decayed_attn.naive import decayed_linear_attention_chunked
 from lina_bench.kernels.formulas import chunked_decay_macs
+from lina_bench.kernels.lina_attn.ops import head_block
+
+
+def key_block(size: int) -> int:
+    """The key-dimension block: one power of two >= 16 (``tl.arange`` and ``tl.dot`` need one)."""
+    return max(16, triton.next_power_of_2(size))
 
 
 @torch.library.custom_op("lina_bench::decayed_linear_attention", mutates_args=())
@@ -29,10 +35,11 @@ def decayed_linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     final = (torch.empty(b, h, d, dv, device=q.device, dtype=torch.float32) if output_final_state
              else q.new_empty(0))
     s0 = initial_state.contiguous() if initial_state is not None else final
-    tk.decayed_forward_kernel[(b * h,)](
+    block_dv = head_block(dv)
+    tk.decayed_forward_kernel[(b * h, triton.cdiv(dv, block_dv))](
         q, k, v, log_decay, s0, out, final, n, d, dv, scale, HAS_INITIAL=initial_state is not None,
         STORE_FINAL=output_final_state, IEEE=q.dtype == torch.float32, CHUNK=chunk_size,
-        BLOCK_D=max(16, triton.next_power_of_2(d)), BLOCK_DV=max(16, triton.next_power_of_2(dv)))
+        BLOCK_D=key_block(d), BLOCK_DV=block_dv)
     return out, final
 
 

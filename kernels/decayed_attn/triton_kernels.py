@@ -1,8 +1,13 @@
 """Triton kernel of causal linear attention with a per-token log-decay (chunked forward).
 
-One program per (batch, head) walks the sequence in chunks of ``CHUNK`` tokens, keeping the
-(d x dv) state in registers: inside a chunk the decayed causal scores are formed explicitly,
-across chunks the state carries the past (see ``naive.py`` for the same algorithm in PyTorch).
+One program per (batch, head, BLOCK_DV-wide slice of the value dimension) walks the sequence in
+chunks of ``CHUNK`` tokens, keeping its (d x BLOCK_DV) slice of the state in registers: inside a
+chunk the decayed causal scores are formed explicitly, across chunks the state carries the past
+(see ``naive.py`` for the same algorithm in PyTorch). The value slices are independent; each
+program recomputes the chunk's (CHUNK x CHUNK) scores, which keeps a program's tiles small at the
+head dimensions 96 and 128 (the key dimension is still one power-of-two block, padded when needed).
+The software pipeline's depth and the warps come from autotune configs keyed on (N, D, DV) and the
+dtype: three stages of float32 chunks at d = 96 exceed an sm_80 block's shared memory, two do not.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from lina_bench.kernels.triton_utils import dot
+from lina_bench.kernels.triton_utils import autotune_configs, dot
+
+DECAYED_CONFIGS = autotune_configs([{"num_stages": 2}, {"num_stages": 3}, {"num_stages": 2, "num_warps": 8}])
 
 
+@triton.autotune(configs=DECAYED_CONFIGS, key=["N", "D", "DV"])
 @triton.jit
 def decayed_forward_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sn_ptr, N, D, DV, scale,
                            HAS_INITIAL: tl.constexpr, STORE_FINAL: tl.constexpr, IEEE: tl.constexpr,
@@ -20,7 +28,7 @@ def decayed_forward_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sn_ptr, N,
     bh = tl.program_id(0)
     offs_c = tl.arange(0, CHUNK)
     offs_d = tl.arange(0, BLOCK_D)
-    offs_dv = tl.arange(0, BLOCK_DV)
+    offs_dv = tl.program_id(1) * BLOCK_DV + tl.arange(0, BLOCK_DV)
     state_offs = bh * D * DV + offs_d[:, None] * DV + offs_dv[None, :]
     state_mask = (offs_d[:, None] < D) & (offs_dv[None, :] < DV)
     if HAS_INITIAL:

@@ -13,27 +13,14 @@ from torch.utils import flop_counter
 from lina_bench.kernels.formulas import lina_backward_macs, lina_forward_macs
 from lina_bench.kernels.lina_attn import triton_kernels as tk
 
-BLOCK_N = 64
 
-
-def _blocks(d: int, dv: int) -> tuple[int, int]:
-    return max(16, triton.next_power_of_2(d)), max(16, triton.next_power_of_2(dv))
-
-
-def split_target(bh: int, device: torch.device) -> int:
-    """How many token slices per (batch, head) the reductions aim for: about four programs per SM in
-    all on a GPU, one in the CPU interpreter (tests raise it to exercise the GPU path)."""
-    if device.type != "cuda":
-        return 1
-    return max(1, 4 * torch.cuda.get_device_properties(device).multi_processor_count // bh)
-
-
-def _splits(bh: int, n: int, device: torch.device) -> tuple[int, int]:
-    """Token slices per (batch, head) for the reductions, and tokens per slice (a multiple of BLOCK_N)."""
-    blocks = triton.cdiv(n, BLOCK_N)
-    splits = min(blocks, split_target(bh, device))
-    per_split = triton.cdiv(blocks, splits) * BLOCK_N
-    return triton.cdiv(n, per_split), per_split
+def head_block(size: int) -> int:
+    """The tile of a head dimension: the largest power of two <= 64 that divides it (96 -> 32,
+    128 -> 64), so no lane computes padding; sizes that are no multiple of 16 (``tl.dot``'s least
+    tile) get one masked power-of-two tile (24 -> 32)."""
+    if size % 16 == 0:
+        return min(64, size & -size)
+    return min(64, max(16, triton.next_power_of_2(size)))
 
 
 def _gates(key_scale: torch.Tensor | None, value_scale: torch.Tensor | None, h: int, n: int):
@@ -47,20 +34,37 @@ def _gates(key_scale: torch.Tensor | None, value_scale: torch.Tensor | None, h: 
     return (ks if ks is not None else ones), (vs if vs is not None else ones)
 
 
+def _reduce(x: torch.Tensor, y: torch.Tensor, wx, wy, wv, per_head: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum_n (wx phi(x_n))^T (wy y_n): (BH, D, DV), and sum_n wv phi(x_n): (BH, D), float32.
+
+    x: (B, H, N, D), y: (B, H, N, DV); row weights (H, N) if ``per_head`` else (BH, N), or None."""
+    b, h, n, d = x.shape
+    dv = y.shape[-1]
+    block_d, block_dv = head_block(d), head_block(dv)
+    kernel = tk.lina_reduce_kernel
+    most = max(config.kwargs["SPLITS"] for config in kernel.configs)
+    partial = torch.empty(b * h, most, d, dv, device=x.device, dtype=torch.float32)
+    partial_vec = torch.empty(b * h, most, d, device=x.device, dtype=torch.float32)
+    dummy = partial_vec
+    tiles = triton.cdiv(d, block_d) * triton.cdiv(dv, block_dv)
+    kernel[lambda meta: (b * h, meta["SPLITS"], tiles)](
+        x, y, dummy if wx is None else wx, dummy if wy is None else wy, dummy if wv is None else wv, partial,
+        partial_vec, b * h, h, n, d, dv, HAS_WX=wx is not None, HAS_WY=wy is not None, HAS_WV=wv is not None,
+        PER_HEAD=per_head, IEEE=x.dtype == torch.float32, BLOCK_D=block_d, BLOCK_DV=block_dv)
+    splits = kernel.best_config.kwargs["SPLITS"]
+    return partial[:, :splits].sum(1), partial_vec[:, :splits].sum(1)
+
+
 def _state(k: torch.Tensor, v: torch.Tensor, ks, vs) -> tuple[torch.Tensor, torch.Tensor]:
-    """(S / N, kmean) padded to the block sizes: (B*H, BD, BDV) and (B*H, BD), float32."""
-    b, h, n, d = k.shape
-    dv = v.shape[-1]
-    block_d, block_dv = _blocks(d, dv)
-    splits, per_split = _splits(b * h, n, k.device)
-    partial = torch.empty(b * h, splits, block_d, block_dv, device=k.device, dtype=torch.float32)
-    partial_ksum = torch.empty(b * h, splits, block_d, device=k.device, dtype=torch.float32)
-    dummy = partial_ksum if ks is None else None
-    tk.lina_state_kernel[(b * h, splits)](
-        k, v, ks if ks is not None else dummy, vs if vs is not None else dummy, partial, partial_ksum, h, n, d, dv,
-        per_split, HAS_GATE=ks is not None, IEEE=k.dtype == torch.float32, BLOCK_N=BLOCK_N, BLOCK_D=block_d,
-        BLOCK_DV=block_dv)
-    return partial.sum(1) / n, partial_ksum.sum(1) / n
+    """(S / N, kmean): (BH, D, DV) and (BH, D), float32, the gates applied."""
+    state, ksum = _reduce(k, v, ks, vs, None, per_head=True)
+    n = k.shape[-2]
+    return state / n, ksum / n
+
+
+def _rows(kernel, b: int, h: int, n: int, tiles: int = 1):
+    """The launch grid of a per-token kernel: (BH, token blocks of the tuned BLOCK_N, tiles)."""
+    return kernel[lambda meta: (b * h, triton.cdiv(n, meta["BLOCK_N"]), tiles)]
 
 
 @torch.library.custom_op("lina_bench::lina_attention", mutates_args=())
@@ -73,10 +77,9 @@ def lina_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_sca
     ks, vs = _gates(key_scale, value_scale, h, n)
     state, kmean = _state(k, v, ks, vs)
     out = torch.empty(b, h, n, dv, device=q.device, dtype=q.dtype)
-    block_d, block_dv = _blocks(d, dv)
-    tk.lina_output_kernel[(b * h, triton.cdiv(n, BLOCK_N))](
-        q, state, kmean, out, n, d, dv, IEEE=q.dtype == torch.float32, BLOCK_N=BLOCK_N, BLOCK_D=block_d,
-        BLOCK_DV=block_dv)
+    block_d, block_dv = head_block(d), head_block(dv)
+    _rows(tk.lina_output_kernel, b, h, n, triton.cdiv(dv, block_dv))(
+        q, state, kmean, out, b * h, n, d, dv, IEEE=q.dtype == torch.float32, BLOCK_D=block_d, BLOCK_DV=block_dv)
     return out
 
 
@@ -96,23 +99,22 @@ def lina_attention_backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch
     dv_size = v.shape[-1]
     ks, vs = _gates(key_scale, value_scale, h, n)
     state, kmean = _state(k, v, ks, vs)
-    block_d, block_dv = _blocks(d, dv_size)
-    ieee = q.dtype == torch.float32
-    splits, per_split = _splits(b * h, n, q.device)
+    block_d, block_dv = head_block(d), head_block(dv_size)
+    blocks = {"IEEE": q.dtype == torch.float32, "BLOCK_D": block_d, "BLOCK_DV": block_dv}
+    inv_a = torch.empty(b * h, n, device=q.device, dtype=torch.float32)
+    c = torch.empty_like(inv_a)
+    _rows(tk.lina_row_stats_kernel, b, h, n)(q, grad_out, state, kmean, inv_a, c, b * h, n, d, dv_size, **blocks)
     dq = torch.empty_like(q)
-    partial_ds = torch.empty(b * h, splits, block_d, block_dv, device=q.device, dtype=torch.float32)
-    partial_dkm = torch.empty(b * h, splits, block_d, device=q.device, dtype=torch.float32)
-    tk.lina_backward_query_kernel[(b * h, splits)](
-        q, grad_out, state, kmean, dq, partial_ds, partial_dkm, n, d, dv_size, per_split, IEEE=ieee,
-        BLOCK_N=BLOCK_N, BLOCK_D=block_d, BLOCK_DV=block_dv)
-    d_state, d_kmean = partial_ds.sum(1).contiguous(), partial_dkm.sum(1).contiguous()
+    _rows(tk.lina_backward_q_kernel, b, h, n, triton.cdiv(d, block_d))(
+        q, grad_out, state, kmean, inv_a, c, dq, b * h, n, d, dv_size, **blocks)
+    d_state, d_kmean = _reduce(q, grad_out, None, inv_a, c, per_head=False)
     dk, dv = torch.empty_like(k), torch.empty_like(v)
     gated = ks is not None
     dks = torch.empty(b, h, n, device=q.device, dtype=torch.float32) if gated else d_kmean
     dvs = torch.empty(b, h, n, device=q.device, dtype=torch.float32) if gated else d_kmean
-    tk.lina_backward_kv_kernel[(b * h, triton.cdiv(n, BLOCK_N))](
-        k, v, ks if gated else d_kmean, vs if gated else d_kmean, d_state, d_kmean, dk, dv, dks, dvs, h, n, d,
-        dv_size, HAS_GATE=gated, IEEE=ieee, BLOCK_N=BLOCK_N, BLOCK_D=block_d, BLOCK_DV=block_dv)
+    _rows(tk.lina_backward_kv_kernel, b, h, n)(
+        k, v, ks if gated else d_kmean, vs if gated else d_kmean, d_state, d_kmean, dk, dv, dks, dvs, b * h, h, n, d,
+        dv_size, HAS_GATE=gated, **blocks)
     d_key_scale = dks.sum(0).view(1, h, n, 1).to(key_scale.dtype) if key_scale is not None else q.new_empty(0)
     d_value_scale = (dvs.sum(0).view(1, h, n, 1).to(value_scale.dtype) if value_scale is not None
                      else q.new_empty(0))

@@ -22,6 +22,14 @@ def _targets(value: str) -> tuple[int, ...]:
     return tuple(archs)
 
 
+def _verdict(row: dict, bad: list[dict]) -> str:
+    if row["fits"]:
+        return "yes"
+    if row["error"]:
+        return row["error"]
+    return "NO" if row in bad else "no (autotuner skips it)"
+
+
 @kernels.command("compile")
 @click.option("--target", "targets", default="sm_80,sm_90", show_default=True, help="Comma-separated GPU targets.")
 @click.option("--dtype", "dtypes", default="float32,bfloat16,float16", show_default=True,
@@ -31,9 +39,11 @@ def _targets(value: str) -> tuple[int, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print every configuration as JSON.")
 def compile_cmd(targets: str, dtypes: str, head_dims: str, as_json: bool) -> None:
     """Compile every kernel in every configuration the dispatcher launches (float32 / bfloat16 /
-    float16, head dimensions 16-128, every flag) with triton.compile for each target; print registers,
-    stack (spill) bytes and shared memory; exit 1 on a compile error or a configuration that does not fit."""
-    from lina_bench.kernels.aot import DTYPES, compile_all
+    float16, head dimensions 16-128, every flag, every autotune config) with triton.compile for each
+    target; print registers,
+    stack (spill) bytes and shared memory; exit 1 on a compile error or a launch none of whose autotune
+    configs fits."""
+    from lina_bench.kernels.aot import DTYPES, compile_all, unusable
 
     chosen = tuple(d.strip() for d in dtypes.split(",") if d.strip())
     unknown = [d for d in chosen if d not in DTYPES]
@@ -44,15 +54,16 @@ def compile_cmd(targets: str, dtypes: str, head_dims: str, as_json: bool) -> Non
     except ValueError:
         raise click.BadParameter(f"{head_dims!r} is not a list of integers", param_hint="--head-dim") from None
     rows = compile_all(_targets(targets), chosen, dims, progress=not as_json)
-    bad = [r for r in rows if not r["fits"]]
+    bad = unusable(rows)
     if as_json:
         click.echo(json.dumps({"rows": rows, "failed": len(bad)}, indent=1))
     else:
         table = [(r["kernel"], r["target"], r["dtype"], r["head_dim"], r["block_d"],
-                  ",".join(k for k, v in r["flags"].items() if v) or "-", r.get("registers", "-"),
-                  r.get("stack_bytes", "-"), r.get("shared_bytes", "-"), "yes" if r["fits"] else r["error"] or "NO")
-                 for r in rows]
-        click.echo(tabulate(table, headers=["kernel", "target", "dtype", "d", "block", "flags", "regs", "stack B",
-                                            "shared B", "fits"], disable_numparse=True))
-        click.echo(f"{len(rows) - len(bad)} of {len(rows)} configurations compile and fit")
+                  ",".join(k for k, v in r["flags"].items() if v) or "-",
+                  " ".join(f"{k}={v}" for k, v in r["config"].items()), r.get("registers", "-"),
+                  r.get("stack_bytes", "-"), r.get("shared_bytes", "-"), _verdict(r, bad)) for r in rows]
+        click.echo(tabulate(table, headers=["kernel", "target", "dtype", "d", "block", "flags", "autotune config",
+                                            "regs", "stack B", "shared B", "fits"], disable_numparse=True))
+        click.echo(f"{sum(r['fits'] for r in rows)} of {len(rows)} configurations compile and fit; "
+                   f"{len(bad)} make a launch impossible")
     click.get_current_context().exit(1 if bad else 0)
