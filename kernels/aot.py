@@ -9,6 +9,7 @@ where ``TRITON_INTERPRET`` is not set: under the interpreter there is nothing to
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def kernel_specs(dtype: str, head_dim: int = 64) -> dict[str, list[tuple[dict[st
         {"HAS_WX": True, "HAS_WY": True, "HAS_WV": False, "PER_HEAD": True},
         {"HAS_WX": False, "HAS_WY": True, "HAS_WV": True, "PER_HEAD": False}]
     return {
-        "lina_reduce_kernel": [_signature("x_ptr y_ptr", "wx_ptr wy_ptr wv_ptr s_ptr vec_ptr", "BH H N D DV", io,
+        "lina_reduce_kernel": [_signature("x_ptr y_ptr", "wx_ptr wy_ptr wv_ptr s_ptr vec_ptr",
+                                          "BH H N D DV SPLIT_STRIDE", io,
                                           {**flags, **tiles}) for flags in reduce_flags],
         "lina_output_kernel": [_signature("q_ptr o_ptr", "s_ptr kmean_ptr", "BH N D DV", io, tiles)],
         "lina_row_stats_kernel": [_signature("q_ptr do_ptr", "s_ptr kmean_ptr inv_a_ptr c_ptr", "BH N D DV", io,
@@ -93,7 +95,6 @@ def kernel_functions() -> dict[str, Any]:
 def resource_usage(cubin: bytes) -> dict[str, int]:
     """Registers, stack (spills and local arrays) and static shared memory of a cubin, by the CUDA
     ``cuobjdump`` that ships with Triton."""
-    import os
     import re
     import subprocess
     import tempfile
@@ -166,7 +167,7 @@ def compile_all(targets: tuple[int, ...] = (80, 90), dtypes: tuple[str, ...] = t
                         rows.append({"kernel": name, "target": f"sm_{arch}", "dtype": dtype, "head_dim": head_dim,
                                      "flags": flags, "config": {**tuned, "num_warps": warps, "num_stages": stages},
                                      "block_d": constexprs["BLOCK_D"], "_key": key})
-    with ThreadPoolExecutor(max_workers=2) as pool:  # ptxas runs as a process of its own
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # ptxas: a process of its own
         futures = {key: pool.submit(_compile_one, *args) for key, args in jobs.items()}
         results = {key: future.result() for key, future in tqdm(futures.items(), desc="compile", unit="kernel",
                                                                  disable=not progress)}

@@ -8,18 +8,21 @@ import triton
 import triton.language as tl
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+# LINA_BENCH_AUTOTUNE=off launches every kernel's first config without timing the others (quick
+# correctness runs on a GPU; the interpreter always does so).
+FIRST_CONFIG_ONLY = INTERPRETED or os.environ.get("LINA_BENCH_AUTOTUNE") == "off"
 
 
 def autotune_configs(grid: list[dict[str, int]], **launch: int) -> list[triton.Config]:
     """Autotune configs (constexprs, plus ``num_warps``/``num_stages`` given per entry or in ``launch``);
-    in the interpreter (the CPU tests: nothing to time) only the first, which the autotuner then takes
-    without timing."""
+    in the interpreter (the CPU tests: nothing to time) or with ``LINA_BENCH_AUTOTUNE=off`` only the
+    first, which the autotuner then takes without timing."""
     configs = []
     for entry in grid:
         entry = {**launch, **entry}
         warps, stages = entry.pop("num_warps", 4), entry.pop("num_stages", 3)
         configs.append(triton.Config(entry, num_warps=warps, num_stages=stages))
-    return configs[:1] if INTERPRETED else configs
+    return configs[:1] if FIRST_CONFIG_ONLY else configs
 
 
 @triton.jit

@@ -65,13 +65,16 @@ def test_head_blocks_divide_the_head_dimension():
 @pytest.mark.parametrize("gated", [False, True], ids=["ungated", "gated"])
 def test_lina_attention_tiles_splits_and_token_blocks(monkeypatch, gated: bool):
     """Launches the GPU autotuner may pick, forced here (the interpreter runs each kernel's first config
-    only): the reductions over 3 token slices of 64-token blocks (the last one uneven), the per-token
+    only): the reductions over 3 token slices of 64-token blocks (the last one uneven) written into
+    buffers with room for 8, the per-token
     kernels on 32-token blocks, and d = 96 as three 32-wide tiles beside dv = 48 as three 16-wide ones."""
     import triton
 
+    from lina_bench.kernels.lina_attn import ops
     from lina_bench.kernels.lina_attn import triton_kernels as tk
 
     monkeypatch.setattr(tk.lina_reduce_kernel, "configs", [triton.Config({"SPLITS": 3, "BLOCK_N": 64})])
+    monkeypatch.setattr(ops, "max_splits", lambda: 8)  # buffers sized for another config's 8 slices
     for kernel in (tk.lina_output_kernel, tk.lina_row_stats_kernel, tk.lina_backward_q_kernel,
                    tk.lina_backward_kv_kernel):
         monkeypatch.setattr(kernel, "configs", [triton.Config({"BLOCK_N": 32})])

@@ -34,6 +34,11 @@ def _gates(key_scale: torch.Tensor | None, value_scale: torch.Tensor | None, h: 
     return (ks if ks is not None else ones), (vs if vs is not None else ones)
 
 
+def max_splits() -> int:
+    """The most token slices any config of the reduction uses: the partial-sum buffers' room."""
+    return max(config.kwargs["SPLITS"] for config in tk.lina_reduce_kernel.configs)
+
+
 def _reduce(x: torch.Tensor, y: torch.Tensor, wx, wy, wv, per_head: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """sum_n (wx phi(x_n))^T (wy y_n): (BH, D, DV), and sum_n wv phi(x_n): (BH, D), float32.
 
@@ -42,14 +47,14 @@ def _reduce(x: torch.Tensor, y: torch.Tensor, wx, wy, wv, per_head: bool) -> tup
     dv = y.shape[-1]
     block_d, block_dv = head_block(d), head_block(dv)
     kernel = tk.lina_reduce_kernel
-    most = max(config.kwargs["SPLITS"] for config in kernel.configs)
+    most = max_splits()
     partial = torch.empty(b * h, most, d, dv, device=x.device, dtype=torch.float32)
     partial_vec = torch.empty(b * h, most, d, device=x.device, dtype=torch.float32)
     dummy = partial_vec
     tiles = triton.cdiv(d, block_d) * triton.cdiv(dv, block_dv)
     kernel[lambda meta: (b * h, meta["SPLITS"], tiles)](
         x, y, dummy if wx is None else wx, dummy if wy is None else wy, dummy if wv is None else wv, partial,
-        partial_vec, b * h, h, n, d, dv, HAS_WX=wx is not None, HAS_WY=wy is not None, HAS_WV=wv is not None,
+        partial_vec, b * h, h, n, d, dv, most, HAS_WX=wx is not None, HAS_WY=wy is not None, HAS_WV=wv is not None,
         PER_HEAD=per_head, IEEE=x.dtype == torch.float32, BLOCK_D=block_d, BLOCK_DV=block_dv)
     splits = kernel.best_config.kwargs["SPLITS"]
     return partial[:, :splits].sum(1), partial_vec[:, :splits].sum(1)

@@ -56,13 +56,14 @@ def _row_weight(ptr, row, offs_n, N):
 
 @triton.autotune(configs=REDUCE_CONFIGS, key=TUNING_KEY)
 @triton.jit
-def lina_reduce_kernel(x_ptr, y_ptr, wx_ptr, wy_ptr, wv_ptr, s_ptr, vec_ptr, BH, H, N, D, DV,
+def lina_reduce_kernel(x_ptr, y_ptr, wx_ptr, wy_ptr, wv_ptr, s_ptr, vec_ptr, BH, H, N, D, DV, SPLIT_STRIDE,
                        HAS_WX: tl.constexpr, HAS_WY: tl.constexpr, HAS_WV: tl.constexpr, PER_HEAD: tl.constexpr,
                        IEEE: tl.constexpr, SPLITS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
                        BLOCK_DV: tl.constexpr):
     """Partial sums over one token slice of one (D, DV) tile: S = sum_n (wx phi(x_n))^T (wy y_n) and,
     for the first DV tile, vec = sum_n wv phi(x_n) (wv = wx when absent). Row weights are (H, N)
-    with PER_HEAD, else (BH, N)."""
+    with PER_HEAD, else (BH, N). The partial sums go to (BH, SPLIT_STRIDE, D, DV) and
+    (BH, SPLIT_STRIDE, D) buffers: the caller allocates room for the most slices any config uses."""
     bh = tl.program_id(0)
     split = tl.program_id(1)
     tiles_dv = tl.cdiv(DV, BLOCK_DV)
@@ -87,7 +88,7 @@ def lina_reduce_kernel(x_ptr, y_ptr, wx_ptr, wy_ptr, wv_ptr, s_ptr, vec_ptr, BH,
             vec += tl.sum(fx * _row_weight(wv_ptr, row, offs_n, N)[:, None], axis=0)
         else:
             vec += tl.sum(fx, axis=0)
-    out = bh * SPLITS + split
+    out = bh * SPLIT_STRIDE + split
     mask = (offs_d[:, None] < D) & (offs_dv[None, :] < DV)
     tl.store(s_ptr + (out * D + offs_d[:, None]) * DV + offs_dv[None, :], state, mask=mask)
     if tile_dv == 0:

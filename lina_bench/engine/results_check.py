@@ -13,8 +13,8 @@ of its metric (an ``fnmatch`` pattern such as ``"geneval_*"`` works too), else t
 for counts (FLOPs, parameters, tokens) and :data:`DEFAULT_TOLERANCE` for the rest. The check is
 direction-aware: a quality or speed metric fails only when it moves the bad way by more than its
 tolerance (FID up, GenEval down); a change in the good direction passes. Counts, and metrics without
-a direction, fail when they move either way (fewer FLOPs also means the model changed). A baseline row with no current result, or whose current protocol
-differs, fails.
+a direction, fail when they move either way (fewer FLOPs also means the model changed). A baseline
+row with no current result, or whose current protocol differs, fails.
 """
 
 from __future__ import annotations
