@@ -11,6 +11,7 @@ silently differ from the official ones.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,11 +20,15 @@ import torch
 from PIL import Image
 
 from lina_bench.api.errors import LinaBenchError
-from lina_bench.api.files import file_sha256
+from lina_bench.api.files import file_sha256, write_bytes_atomic, write_text_atomic
 
 DEFAULT_ARCH = "ViT-L-14-quickgelu"
 WEIGHTS_HINT = ("OpenAI's CLIP ViT-L/14 in open_clip format: open_clip_model.safetensors from the hub repository "
                 "timm/vit_large_patch14_clip_224.openai (or that whole folder as --clip-model)")
+TINY_CLIP_CONFIG = {"embed_dim": 32, "quick_gelu": True,
+                    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+                    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+OPENAI_PREPROCESS = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}
 
 
 @dataclass
@@ -89,3 +94,21 @@ def load_clip(model: str | Path = DEFAULT_ARCH, weights: str | Path | None = Non
         raise LinaBenchError(f"cannot load CLIP weights {weight_file} into {model}: {str(exc)[:300]}") from exc
     identity["clip_weights_sha256"] = file_sha256(weight_file)
     return ClipModel(clip.eval(), preprocess, open_clip.get_tokenizer(name), device, identity)
+
+
+def tiny_clip(folder: str | Path, seed: int = 0) -> Path:
+    """Save a seeded random-init open_clip model (32-px images, width 32, one layer per tower) in open_clip's
+    local-dir layout, each file atomically; the same seed gives the same files. For tests and smoke suites."""
+    import open_clip
+    from safetensors.torch import save
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(**TINY_CLIP_CONFIG)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(folder / "open_clip_model.safetensors",
+                       save({k: v.contiguous() for k, v in model.state_dict().items()}))
+    write_text_atomic(folder / "open_clip_config.json",
+                      json.dumps({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": OPENAI_PREPROCESS}))
+    return folder

@@ -8,6 +8,7 @@ used for precision/recall. MAR format (``fid_stats/adm_in256_stats.npz``): ``mu`
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,8 +108,10 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], images: SampleSou
         del out
         members.append("arr_0")
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name in members:
-            archive.write(tmp_dir / f"{name}.npy", f"{name}.npy")
+        for name in members:  # a fixed time stamp: the same arrays give the same file (and sha256)
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with open(tmp_dir / f"{name}.npy", "rb") as source, archive.open(member, "w", force_zip64=True) as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
             (tmp_dir / f"{name}.npy").unlink()
     tmp_dir.rmdir()
 

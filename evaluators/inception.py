@@ -13,11 +13,13 @@ uint8 images we take, in one forward pass:
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
 from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import write_bytes_atomic
 
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_SOURCE = ("torch-fidelity's release v0.2.0 (github.com/toshas/torch-fidelity/releases), the TF "
@@ -41,6 +43,31 @@ def check_weights(path: str | Path) -> Path:
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise LinaBenchError(f"{path} does not hold Inception-v3 weights (no 'fc.weight'); expected {WEIGHTS_NAME}")
     return path
+
+
+def random_inception_weights(path: str | Path, seed: int = 0) -> Path:
+    """Save torch-fidelity's Inception-v3 with seeded random weights (Kaiming-normal convolutions, unit
+    batch-norm statistics, so activations stay O(1) through its 90 layers), atomically; the same seed
+    gives the same file. For tests and smoke suites: its features mean nothing."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class RandomInception(FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args, **kwargs) -> None:  # keep the random initialisation
+            return None
+
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = RandomInception("inception-v3-compat", ["2048"], feature_extractor_weights_path=empty)
+        for name, param in net.named_parameters():
+            if name.endswith("conv.weight"):
+                torch.nn.init.kaiming_normal_(param, nonlinearity="relu")
+    data = io.BytesIO()
+    torch.save(net.state_dict(), data)  # to memory: a file name would be recorded in the archive
+    write_bytes_atomic(path, data.getvalue())
+    return Path(path)
 
 
 class InceptionFeatures(torch.nn.Module):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lina_bench.api.errors import LinaBenchError
-from lina_bench.api.files import file_sha256
+from lina_bench.api.files import file_sha256, path_identity
 from lina_bench.evaluators.base import AttentionTarget, TargetKind
 
 NPZ, IMAGE_FOLDER, GENEVAL_FOLDER = "npz", "image-folder", "geneval-folder"
@@ -95,10 +95,7 @@ class Samples:
 
     def identity(self) -> dict[str, Any]:
         """Cheap identity for the job key: path, and size/mtime of the file or the newest file."""
-        files = [self.path] if self.path.is_file() else [p for p in self.path.rglob("*") if p.is_file()]
-        return {"path": str(self.path.resolve()), "files": len(files),
-                "bytes": sum(p.stat().st_size for p in files),
-                "latest_mtime_ns": max((p.stat().st_mtime_ns for p in files), default=0)}
+        return path_identity(self.path)
 
 
 class SamplesKind(TargetKind):

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lina_bench.evaluators.clip_model import tiny_clip  # noqa: F401  (re-exported for the tests)
+
 OBJECT_NAMES = ["dog", "cat", "bench", "clock", "apple"]
 METADATA = [
     {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"},
@@ -66,23 +68,4 @@ def tiny_mask2former(folder: Path, num_labels: int = len(OBJECT_NAMES), seed: in
     with torch.no_grad():  # make the no-object logit small so that random queries give real scores
         model.class_predictor.bias[-1] = -4.0
     model.save_pretrained(folder)
-    return folder
-
-
-CLIP_CONFIG = {"embed_dim": 32, "quick_gelu": True,
-               "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-
-
-def tiny_clip(folder: Path, seed: int = 0) -> Path:
-    """A random-init open_clip model in open_clip's local-dir layout (config + safetensors)."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    torch.manual_seed(seed)
-    model = open_clip.CLIP(**CLIP_CONFIG)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors")
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": CLIP_CONFIG, "preprocess_cfg": {
-        "mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}))
     return folder

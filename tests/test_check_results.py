@@ -138,3 +138,17 @@ def test_timings_only_when_asked(tmp_path: Path):
                          "--include-timings")
     assert code == 0 and "wrote 40 rows" in text
     assert {r["metric"] for r in json.loads(baseline.read_text())["rows"]} >= {"latency_ms"}
+
+
+def test_ignored_protocol_fields(tmp_path: Path):
+    out, baseline = _baseline(tmp_path)
+    protocol = {"evaluator": {"name": "fid", "reference": "a.npz", "reference_sha256": "other"},
+                "generator": toy_info("lina")}
+    _rerun(out, FID_JOB, [("fid", 2.5, "1", False), ("inception_score", 97.5, "1", True)], protocol=protocol)
+    code, text = _check(out, baseline)
+    assert code == 1 and "protocol changed: evaluator" in text
+    data = json.loads(baseline.read_text())
+    assert data["ignore_protocol"] == []
+    data["ignore_protocol"] = ["reference_sha256"]
+    baseline.write_text(json.dumps(data))
+    assert _check(out, baseline)[0] == 0

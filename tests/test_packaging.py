@@ -43,7 +43,8 @@ def test_wheel_installs_plugin_folders_under_lina_bench(tmp_path: Path):
     assert all(n.startswith(("lina_bench/", "lina_bench-")) for n in names), names
     for expected in ("lina_bench/models/attention/linear.py", "lina_bench/kernels/lina_attn/naive.py",
                      "lina_bench/evaluators/module_profile.py", "lina_bench/reports/__init__.py",
-                     "lina_bench/suites/efficiency.yaml", "lina_bench/suites/smoke.yaml"):
+                     "lina_bench/suites/efficiency.yaml", "lina_bench/suites/smoke.yaml",
+                     "lina_bench/suites/quality-smoke.yaml", "lina_bench/suites/quality_smoke.py"):
         assert expected in names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -56,7 +57,8 @@ def test_wheel_installs_plugin_folders_under_lina_bench(tmp_path: Path):
                                  capture_output=True, text=True, check=True).stdout.strip()
     Path(target_site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     result = check_imports(python, tmp_path)
-    assert result["bare"] == [] and result["suites"] == ["efficiency", "smoke"] and result["tokens"] == 5
+    assert result["bare"] == [] and result["tokens"] == 5
+    assert result["suites"] == ["efficiency", "quality-smoke", "smoke"]
     for name, file in result["files"].items():
         assert Path(file).is_relative_to(target_site), (name, file)
     cli = subprocess.run([str(venv / "bin" / "lina-bench"), "list", "attention"], capture_output=True, text=True,

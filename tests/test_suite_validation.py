@@ -34,10 +34,10 @@ def test_good_suite_expands_to_jobs():
     assert not keys & {job.key for job in again.jobs()}  # the key covers the whole config
 
 
-def test_builtin_suites_are_valid():
-    assert {"efficiency", "smoke"} <= set(builtin_suites())
+def test_builtin_suites_are_valid(tmp_path):
+    assert {"efficiency", "smoke", "quality-smoke"} <= set(builtin_suites())
     for name in builtin_suites():
-        assert load_suite(name).jobs()
+        assert load_suite(name, tmp_path).jobs()
 
 
 BAD = """\
@@ -70,7 +70,8 @@ def test_every_problem_is_reported_with_its_line():
         "bad.yaml:6:19: attention.1.options: unknown option 'decya' for attention variant 'lasad'; "
         "did you mean 'decay'?",
         "bad.yaml:9:5: generators.0.options: option 'dim' of generator 'toy' must be int, got str 'wide'",
-        "bad.yaml:10:5: generators.0.checkpoint: checkpoint file not found: /no/such/weights.safetensors",
+        "bad.yaml:10:5: generators.0.checkpoint: checkpoint not found: /no/such/weights.safetensors (a file, or a "
+        "folder for generators that load one)",
         "bad.yaml:13:5: evaluators.0.options: option 'repeats' of evaluator 'module-profile' must be int",
         "bad.yaml:13:5: evaluators.0.options: unknown option 'bogus' for evaluator 'module-profile'",
         "bad.yaml:15:5: evaluators.1.options: num_samples and every batch size must be >= 1",

@@ -6,8 +6,10 @@ chunk the decayed causal scores are formed explicitly, across chunks the state c
 (see ``naive.py`` for the same algorithm in PyTorch). The value slices are independent; each
 program recomputes the chunk's (CHUNK x CHUNK) scores, which keeps a program's tiles small at the
 head dimensions 96 and 128 (the key dimension is still one power-of-two block, padded when needed).
-The software pipeline's depth and the warps come from autotune configs keyed on (N, D, DV) and the
-dtype: three stages of float32 chunks at d = 96 exceed an sm_80 block's shared memory, two do not.
+The launch is an autotune config keyed on (N, D, DV) and the dtype; there is one so far, a two-stage
+software pipeline (three stages of float32 chunks at d = 96 exceed an sm_80 block's shared memory,
+two do not): it passed the kernel tests on an H200, while the benchmark's autotuning over 3-stage
+and 8-warp configs there ended in an illegal memory access not yet traced to one config.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import triton.language as tl
 
 from lina_bench.kernels.triton_utils import autotune_configs, dot
 
-DECAYED_CONFIGS = autotune_configs([{"num_stages": 2}, {"num_stages": 3}, {"num_stages": 2, "num_warps": 8}])
+DECAYED_CONFIGS = autotune_configs([{"num_stages": 2}])
 
 
 @triton.autotune(configs=DECAYED_CONFIGS, key=["N", "D", "DV"])

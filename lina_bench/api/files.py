@@ -18,6 +18,15 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def path_identity(path: str | Path) -> dict[str, object]:
+    """Cheap identity of a file or folder for job keys: resolved path, number of files, bytes and
+    the newest modification time (no hashing)."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return {"path": str(path.resolve()), "files": len(files), "bytes": sum(p.stat().st_size for p in files),
+            "latest_mtime_ns": max((p.stat().st_mtime_ns for p in files), default=0)}
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary name beside ``path`` (same suffix, so ``np.savez`` keeps it) to write to; it is

@@ -11,7 +11,8 @@ from typing import Any, Callable
 import click
 import yaml
 
-DEFAULT_OUT = "lina-bench-out"  # where every command keeps its results store and work files
+from lina_bench.engine.suite import DEFAULT_OUT_DIR as DEFAULT_OUT  # every command's results store and work files
+
 GRID_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -68,7 +69,7 @@ generator_options = option_group(
     click.option("--set", "generator_options", multiple=True, metavar="KEY=VALUE",
                  help="Generator option, e.g. dim=64 (repeatable)."),
     click.option("--attention", help="Attention variant, for generators that let it be chosen."),
-    click.option("--checkpoint", type=click.Path(dir_okay=False), help="Local weights file."),
+    click.option("--checkpoint", type=click.Path(), help="Local weights file (or folder, for lina)."),
 )
 
 

@@ -5,6 +5,7 @@ Baseline format (JSON, written by ``lina-bench check results --write-baseline``)
     {"format": "lina-bench-results-baseline", "version": 1, "suite": "quality-smoke",
      "created_with": {...},
      "tolerances": {"fid": 0.001, "gmacs_per_image": 0.0, ...},
+     "ignore_protocol": ["reference_sha256"],
      "rows": [{"job": "fid/toy[lina]", "evaluator": "fid", "metric": "fid", "protocol": {...},
                "value": 123.4, "unit": "1", "higher_is_better": false}, ...]}
 
@@ -14,7 +15,9 @@ for counts (FLOPs, parameters, tokens) and :data:`DEFAULT_TOLERANCE` for the res
 direction-aware: a quality or speed metric fails only when it moves the bad way by more than its
 tolerance (FID up, GenEval down); a change in the good direction passes. Counts, and metrics without
 a direction, fail when they move either way (fewer FLOPs also means the model changed). A baseline
-row with no current result, or whose current protocol differs, fails.
+row with no current result, or whose current protocol differs, fails. Protocol fields named in
+``ignore_protocol`` (at any depth) are left out of that comparison: e.g. the hash of reference
+statistics that each machine rebuilds from the same images, whose last bits differ between processors.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ TIMING_UNITS = {"ms", "s", "images/s", "tokens/s", "x"}  # machine-dependent: le
 ROW_FIELDS = {"job": str, "evaluator": str, "metric": str, "protocol": dict, "value": (int, float), "unit": str}
 
 
-def comparable(protocol: Any) -> Any:
-    """The protocol without ``path`` entries: where a file lies is not part of what makes numbers
-    comparable (its content sha256 is), and a baseline must hold on another machine."""
+def comparable(protocol: Any, ignore: tuple[str, ...] = ()) -> Any:
+    """The protocol without ``path`` entries (where a file lies is not part of what makes numbers
+    comparable, its content sha256 is, and a baseline must hold on another machine) nor ``ignore``'s."""
     if isinstance(protocol, dict):
-        return {k: comparable(v) for k, v in protocol.items() if k != "path"}
+        return {k: comparable(v, ignore) for k, v in protocol.items() if k != "path" and k not in ignore}
     return protocol
 
 
@@ -62,7 +65,7 @@ def write_baseline(path: Path, results: list[Result], suite: str | None, include
     tolerances = {r.metric: default_tolerance(r.unit) for r in chosen}
     head = {"format": FORMAT, "version": 1, "suite": suite,
             "created_with": {"versions": package_versions(), "git_revision": git_revision()},
-            "tolerances": dict(sorted(tolerances.items()))}
+            "tolerances": dict(sorted(tolerances.items())), "ignore_protocol": []}
     lines = ",\n  ".join(json.dumps(row, sort_keys=True) for row in rows)  # one row a line: readable diffs
     write_text_atomic(path, json.dumps(head, indent=1)[:-2] + f',\n "rows": [\n  {lines}\n ]\n}}\n')
     return len(rows)
@@ -79,6 +82,9 @@ def load_baseline(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("rows"), list):
         raise LinaBenchError(f"{path} is not a lina-bench results baseline (write one with "
                              "`lina-bench check results --write-baseline FILE`)")
+    ignore = data.setdefault("ignore_protocol", [])
+    if not isinstance(ignore, list) or not all(isinstance(k, str) for k in ignore):
+        raise LinaBenchError(f"{path}: 'ignore_protocol' must be a list of protocol field names")
     tolerances = data.setdefault("tolerances", {})
     if not isinstance(tolerances, dict) or not all(_is_tolerance(v) for v in tolerances.values()):
         raise LinaBenchError(f"{path}: 'tolerances' must map metric names to non-negative numbers")
@@ -158,6 +164,7 @@ def _protocol_difference(before: dict, after: dict) -> str:
 def check_results(baseline: dict[str, Any], results: list[Result]) -> list[RowCheck]:
     """Every baseline row against the current ``results`` (matched by job and metric)."""
     current = {(r.job, r.metric): r for r in results}
+    ignore = tuple(baseline["ignore_protocol"])
     checks = []
     for row in baseline["rows"]:
         found = current.get((row["job"], row["metric"]))
@@ -166,8 +173,8 @@ def check_results(baseline: dict[str, Any], results: list[Result]) -> list[RowCh
                          row["unit"] in COUNT_UNITS)
         if found is None:
             check.problem = "no current result"
-        elif canonical_json(comparable(found.protocol)) != canonical_json(row["protocol"]):
-            check.problem = _protocol_difference(row["protocol"], comparable(found.protocol))
+        elif canonical_json(comparable(found.protocol, ignore)) != canonical_json(comparable(row["protocol"], ignore)):
+            check.problem = _protocol_difference(row["protocol"], comparable(found.protocol, ignore))
         checks.append(check)
     return checks
 

@@ -20,14 +20,21 @@ Format (every key but ``evaluators`` is optional)::
       - name: module-profile
         label: profile-small    # optional; names the jobs (label/variant), default: the name
         options: {dim: 64, num_heads: 4}
+        only: [softmax]         # optional: the labels of the entries it measures, default: all of its kinds
     reports: [efficiency]       # optional: written from the suite's results after the jobs
 
 The whole file is checked before anything runs; every problem is reported with its line.
+
+A built-in suite may use files it makes itself (random-init weights, a reference set): its option strings
+name them under the placeholder ``{assets}``, which :func:`load_suite` replaces with
+``<out_dir>/assets/<suite name>/`` after the suite's builder, ``build_assets(folder)`` in
+``lina_bench.suites.<suite name with underscores>``, has made them there (once; it skips files that exist).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -38,6 +45,7 @@ import yaml
 
 from lina_bench.api import registry
 from lina_bench.api.errors import LinaBenchError
+from lina_bench.api.files import path_identity
 from lina_bench.api.geometry import GEOMETRY
 from lina_bench.api.schema import config_hash
 
@@ -45,10 +53,13 @@ TOP_KEYS = {"name", "description", "seed", "device", "attention", "generators", 
 ENTRY_KEYS = {"attention": {"name", "label", "options"},
               "generators": {"name", "label", "options", "checkpoint", "attention"},
               "samples": {"name", "path"},
-              "evaluators": {"name", "label", "options"},
+              "evaluators": {"name", "label", "options", "only"},
               "reports": {"name", "options"}}
 DEVICE_RE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 DEFAULT_SUITE = "efficiency"
+DEFAULT_OUT_DIR = "lina-bench-out"  # the CLI's default --out: where a built-in suite's assets go without one
+ASSETS = "{assets}"
+PLACEHOLDER_RE = re.compile(r"\{\w+\}")
 
 
 class SuiteError(LinaBenchError):
@@ -64,6 +75,7 @@ class Entry:
     label: str = ""
     checkpoint: str | None = None
     attention: list["Entry"] = field(default_factory=list)
+    only: list[str] = field(default_factory=list)  # an evaluator's: labels of the entries it measures
 
     def __post_init__(self) -> None:
         self.label = self.label or self.name
@@ -72,8 +84,11 @@ class Entry:
         cfg: dict[str, Any] = {"name": self.name, "options": self.options}
         if self.checkpoint:
             path = Path(self.checkpoint)
-            stat = path.stat()
-            cfg["checkpoint"] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            if path.is_dir():  # a checkpoint directory (e.g. LINA's diffusers-style pipeline folder)
+                cfg["checkpoint"] = path_identity(path)
+            else:
+                stat = path.stat()
+                cfg["checkpoint"] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         return cfg
 
 
@@ -130,6 +145,8 @@ def jobs_of(suite: "Suite", evaluator: Entry, kind: Any) -> list[Job]:
     jobs = []
     for label, fields in kind.entries(suite):
         gen, var, samples = fields.get("generator"), fields.get("variant"), fields.get("samples")
+        if evaluator.only and (samples or gen or var).label not in evaluator.only:
+            continue
         config = {"suite": suite.name, "seed": suite.seed, "device": suite.device, "evaluator": evaluator.config(),
                   "generator": gen.config() if gen else None, "variant": var.config() if var else None}
         config.update(kind.job_config(fields))  # only kinds that need it add keys: older job keys stay valid
@@ -143,8 +160,9 @@ def builtin_suites() -> dict[str, str]:
     return {p.name.removesuffix(".yaml"): p.read_text() for p in folder.iterdir() if p.name.endswith(".yaml")}
 
 
-def load_suite(spec: str | None) -> Suite:
-    """A suite from a YAML path or a built-in name (None: the built-in ``efficiency`` suite)."""
+def load_suite(spec: str | None, out_dir: str | Path | None = None) -> Suite:
+    """A suite from a YAML path or a built-in name (None: the built-in ``efficiency`` suite); a built-in
+    suite's assets are built in ``<out_dir>/assets/<name>/`` (out_dir None: ``lina-bench-out``)."""
     spec = spec or DEFAULT_SUITE
     builtins = builtin_suites()
     path = Path(spec)
@@ -155,11 +173,52 @@ def load_suite(spec: str | None) -> Suite:
             raise SuiteError(f"cannot read suite file {path}: {exc}") from exc
         return parse_suite(text, str(path), default_name=path.stem)
     if spec in builtins:
-        return parse_suite(builtins[spec], f"<built-in suite {spec}>", default_name=spec)
+        assets = suite_assets(spec, out_dir) if ASSETS in builtins[spec] else None
+        return parse_suite(builtins[spec], f"<built-in suite {spec}>", default_name=spec, assets=assets)
     close = difflib.get_close_matches(spec, builtins, n=2)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise SuiteError(f"no suite file {spec!r} and no built-in suite of that name{hint} "
                      f"(built-in: {', '.join(sorted(builtins))})")
+
+
+def suite_assets(name: str, out_dir: str | Path | None = None) -> Path:
+    """The assets folder ``<out_dir>/assets/<name>`` of built-in suite ``name``, after its builder
+    ``lina_bench.suites.<name with underscores>.build_assets(folder)`` has made what is missing there."""
+    module_name = f"lina_bench.suites.{name.replace('-', '_')}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:  # the builder exists but an import inside it failed
+            raise
+        module = None
+    build_assets = getattr(module, "build_assets", None)
+    if build_assets is None:
+        raise SuiteError(f"built-in suite {name!r} uses {ASSETS} but has no asset builder: "
+                         f"{module_name} must define build_assets(folder)")
+    folder = Path(out_dir or DEFAULT_OUT_DIR) / "assets" / name
+    try:
+        build_assets(folder)
+    except OSError as exc:
+        raise SuiteError(f"cannot build the assets of suite {name!r} in {folder}: {exc}") from exc
+    return folder
+
+
+def _substitute(data: Any, assets: Path | None, problems: "_Problems", path: tuple = ()) -> Any:
+    """``data`` with ``{assets}`` in every string replaced by the assets folder; any other placeholder, or
+    ``{assets}`` without a folder (only built-in suites have one), is a problem."""
+    if isinstance(data, dict):
+        return {key: _substitute(value, assets, problems, path + (key,)) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_substitute(value, assets, problems, path + (i,)) for i, value in enumerate(data)]
+    if not isinstance(data, str):
+        return data
+    for placeholder in PLACEHOLDER_RE.findall(data):
+        if placeholder != ASSETS:
+            problems.add(path, f"unknown placeholder {placeholder} (known: {ASSETS})")
+        elif assets is None:
+            problems.add(path, f"{ASSETS} is only for built-in suites, which make their assets; in a suite file "
+                               "give the path of a built-in suite's assets folder (<out>/assets/<suite>)")
+    return data.replace(ASSETS, str(assets)) if assets is not None else data
 
 
 def _locations(node: yaml.Node, path: tuple = (), out: dict | None = None,
@@ -203,8 +262,9 @@ class _Problems:
             raise SuiteError(f"invalid suite ({count}):\n  " + "\n  ".join(lines))
 
 
-def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite") -> Suite:
-    """Parse and validate suite YAML; raises :class:`SuiteError` listing every problem."""
+def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite", assets: Path | None = None) -> Suite:
+    """Parse and validate suite YAML (``{assets}`` replaced by ``assets``, a built-in suite's assets
+    folder); raises :class:`SuiteError` listing every problem."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -221,6 +281,7 @@ def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite")
         problems.raise_if_any()
     for key in sorted(set(data) - TOP_KEYS):
         problems.add((key,), _unknown("key", key, TOP_KEYS))
+    data = _substitute(data, assets, problems)
 
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
@@ -249,6 +310,9 @@ def parse_suite(text: str, source: str = "<suite>", default_name: str = "suite")
             problems.add(("evaluators", i), f"evaluator {ev.name!r} measures {' or '.join(k.noun for k in kinds)}, "
                                             f"but the suite lists none under "
                                             f"{' or '.join(repr(k.section) for k in kinds)}")
+        labels = {entry.label for k in kinds for entry in sections.get(k.section, [])}
+        for label in sorted(set(ev.only) - labels):
+            problems.add(("evaluators", i, "only"), _unknown("entry label", label, labels))
     problems.raise_if_any()
     suite = Suite(name, description, seed, device, attention, generators, evaluators, reports, source, samples)
     seen: dict[str, int] = {}
@@ -296,10 +360,14 @@ def _entries(data: dict, section: str, reg: registry.Registry, problems: _Proble
         if not isinstance(label, str):
             problems.add(here + ("label",), "must be a string")
             continue
+        only = item.get("only", []) if section == "evaluators" else []
+        if not isinstance(only, list) or not all(isinstance(o, str) for o in only):
+            problems.add(here + ("only",), "must be a list of entry labels")
+            continue
         if name not in reg:
             problems.add(here + ("name",), reg.unknown_message(name))
             continue
-        entry = Entry(name, options, label)
+        entry = Entry(name, options, label, only=only)
         sub_reserved = reserved
         if section == "generators":
             entry.checkpoint = _checkpoint(item, here, problems)
@@ -363,8 +431,9 @@ def _checkpoint(item: dict, here: tuple, problems: _Problems) -> str | None:
         return None
     if not isinstance(checkpoint, str):
         problems.add(here + ("checkpoint",), "must be a path (string)")
-    elif not Path(checkpoint).is_file():
-        problems.add(here + ("checkpoint",), f"checkpoint file not found: {checkpoint}")
+    elif not Path(checkpoint).exists():
+        problems.add(here + ("checkpoint",), f"checkpoint not found: {checkpoint} (a file, or a folder for "
+                                             "generators that load one)")
     else:
         return checkpoint
     return None
