@@ -88,7 +88,7 @@ def run(suite: str | None, out_dir: str, force: bool, device: str | None, dry_ru
     from lina_bench.engine.store import ResultStore
     from lina_bench.engine.suite import load_suite
 
-    loaded = on_device(load_suite(suite), device)
+    loaded = on_device(load_suite(suite, out_dir), device)
     if dry_run:
         done = ResultStore.in_dir(out_dir).completed_keys() if (Path(out_dir) / "results.sqlite").exists() else set()
         for job in loaded.jobs():
