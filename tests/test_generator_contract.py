@@ -129,8 +129,15 @@ def test_determinism_evaluator_fails_generators_that_break_the_contract():
         check.evaluate(batch_dependent, EvalContext())
 
 
-CONTRACT_CASES = [(name, {}) for name in registry.generators.names()] + [
-    ("toy", {"conditioning": "text"}), ("toy", {"cfg": 3.0, "attention": "lasad"})]
+def registered_test_configs(name: str) -> list[dict]:
+    """A generator's tiny configurations for tests (its class attribute ``test_configs``: name -> options,
+    read without importing it), else its defaults."""
+    configs = registry.generators.class_attribute(name, "test_configs")
+    return list(configs.values()) if configs else [{}]
+
+
+CONTRACT_CASES = [(name, options) for name in registry.generators.names() for options in registered_test_configs(name)
+                  ] + [("toy", {"conditioning": "text"}), ("toy", {"cfg": 3.0, "attention": "lasad"})]
 
 
 @pytest.mark.parametrize("name,options", CONTRACT_CASES, ids=lambda v: str(v))
