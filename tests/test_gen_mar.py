@@ -147,7 +147,7 @@ def test_checkpoint_errors_name_keys_and_files(files, tmp_path):
         "unexpected": ({**state, "model_ema": {**state["model_ema"], "encoder_blocks.9.attn.qkv.bias": torch.ones(1)}},
                        r"unexpected keys: encoder_blocks\.9\.attn\.qkv\.bias"),
         "shape": ({**state, "model_ema": {**state["model_ema"], "fake_latent": torch.ones(1, 8)}},
-                  r"shape mismatches: fake_latent \(1, 8\) != \(1, 32\)"),
+                  r"shape mismatches \(file vs model\): fake_latent \(1, 8\) vs \(1, 32\)"),
         "no_ema": ({**state, "model_ema": None}, r"has no 'model_ema' state dict \(set ema=false"),
     }
     for name, (payload, message) in cases.items():

@@ -25,6 +25,7 @@ from torch import nn
 
 from lina_bench.api import registry
 from lina_bench.api.attention import AttentionModule
+from lina_bench.api.checkpoints import load_strict, read_checkpoint, state_dict_in
 from lina_bench.api.errors import JobFailed, LinaBenchError
 
 UINT8_CONVENTION = "uint8 = round_half_even(clip(x, 0, 1) * 255), x in [0, 1]"
@@ -156,6 +157,15 @@ class Generator(nn.Module, ABC):
         (B, 3, H, W), RGB. How a user checks the port against the official code on a checkpoint."""
         raise LinaBenchError(f"generator family {self.info().family!r} has no official sampler to reproduce")
 
+    def decode_step(self, batch: int, position: int) -> nn.Module:
+        """Optional hook of raster-order AR generators (the decode-profile evaluator): one decoding step of
+        ``batch`` rows at sequence ``position``, its caches filled up to it. Returns a module with ``inputs``
+        (a tuple it is called with, repeatably, each call costing the same and leaving the caches unchanged)
+        and ``cache_bytes()`` (the decoding memory of all layers after the step: KV slots 0..position, or the
+        recurrent states). Families that do not generate token by token keep this default, which raises."""
+        raise LinaBenchError(f"generator family {self.info().family!r} does not decode token by token "
+                             "(it has no decode_step); decode-profile needs a raster-order AR generator")
+
     def attention_modules(self) -> dict[str, AttentionModule]:
         """Attention modules by ``"<stage>.<qualified name in the stage's module>"``,
         e.g. ``"transformer.blocks.0.attn"``."""
@@ -175,26 +185,10 @@ class Generator(nn.Module, ABC):
             raise LinaBenchError("a text-conditioned generator takes prompts (str)")
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Load weights strictly from a local ``.safetensors`` or torch file (weights_only=True)."""
-        path = Path(path)
-        if not path.is_file():
-            raise LinaBenchError(f"checkpoint not found: {path}")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise LinaBenchError(f"cannot read checkpoint {path}: {exc}") from exc
-            for key in ("model", "state_dict", "ema"):
-                if isinstance(state, dict) and isinstance(state.get(key), dict):
-                    state = state[key]
-                    break
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise LinaBenchError(f"checkpoint {path} does not fit {type(self).__name__}: {exc}") from exc
+        """Load weights strictly from a local ``.safetensors`` or torch file (weights_only=True): the
+        state dict under ``model``, ``state_dict`` or ``ema``, or the file's top level."""
+        state = state_dict_in(read_checkpoint(path), ("model", "state_dict", "ema"), path)
+        load_strict(self, state, f"checkpoint {path}")
 
 
 def build_generator(name: str, options: dict[str, Any] | None = None,

@@ -21,6 +21,7 @@ import torch
 from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribution, Encoder
 from torch import nn
 
+from lina_bench.api.checkpoints import load_strict, read_checkpoint, state_dict_in
 from lina_bench.api.errors import LinaBenchError
 
 LDM_RESNET = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
@@ -86,17 +87,7 @@ class KL16VAE(nn.Module):
 
     def load_mar_checkpoint(self, path: str | Path) -> None:
         """Load MAR's official VAE file (``kl16.ckpt``: ``{"model": LDM state dict}``) strictly."""
-        path = Path(path)
-        if not path.is_file():
-            raise LinaBenchError(f"VAE checkpoint not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise LinaBenchError(f"cannot read VAE checkpoint {path}: {exc}") from exc
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
-            state = state["model"]
-        if not isinstance(state, dict):
-            raise LinaBenchError(f"VAE checkpoint {path} holds no state dict (expected {{'model': ...}})")
+        state = state_dict_in(read_checkpoint(path, "VAE checkpoint"), ("model",), path, "VAE checkpoint")
         load_strict(self, ldm_to_diffusers(state, self.num_levels), f"VAE checkpoint {path}")
 
 
@@ -131,19 +122,3 @@ def ldm_to_diffusers(state: dict[str, torch.Tensor], num_levels: int) -> dict[st
             value = value[:, :, 0, 0]
         out[new] = value
     return out
-
-
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` with a :class:`LinaBenchError` naming missing,
-    unexpected and mis-shaped keys."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-                    if k in state and hasattr(state[k], "shape") and state[k].shape != v.shape)
-    if missing or unexpected or shapes:
-        parts = [f"{label}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''} ({len(keys)} in all)"
-                 for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("shape mismatches", shapes)) if keys]
-        raise LinaBenchError(f"{what} does not fit {type(module).__name__}: " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)

@@ -22,7 +22,6 @@ latent diffusion transformers sampled as facebookresearch/DiT samples them.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from lina_bench.api.checkpoints import read_checkpoint
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.files import file_sha256
 from lina_bench.api.generator import CostStage, Generator, GeneratorInfo, to_uint8
@@ -282,19 +282,7 @@ def read_dit_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     ``{"model", "ema", "opt", "args"}`` (its ``ema``, as ``find_model``; ``args`` is an argparse
     Namespace, allowed in the ``weights_only=True`` load), or a ``.safetensors`` file."""
     path = Path(path)
-    if not path.is_file():
-        raise LinaBenchError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        try:
-            return load_file(str(path))
-        except Exception as exc:
-            raise LinaBenchError(f"cannot read checkpoint {path}: {exc}") from exc
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise LinaBenchError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    state = read_checkpoint(path)
     if isinstance(state, dict) and isinstance(state.get("ema"), dict):
         state = state["ema"]
     elif isinstance(state, dict) and isinstance(state.get("model"), dict):

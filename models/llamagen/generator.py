@@ -12,17 +12,12 @@ import torch
 from torch import nn
 
 from lina_bench.api.attention import AttentionModule
+from lina_bench.api.checkpoints import load_strict
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.generator import CostStage, Generator, GeneratorInfo, to_uint8
 from lina_bench.models.llamagen.decoding import KVCache, RecurrentState
 from lina_bench.models.llamagen.gpt import GPT_SIZES, GPTArgs, Transformer
-from lina_bench.models.llamagen.loading import (
-    ATTENTION_KEY,
-    GPT_KEYS,
-    VQ_KEYS,
-    load_strict,
-    read_state_dict,
-)
+from lina_bench.models.llamagen.loading import ATTENTION_KEY, GPT_KEYS, VQ_KEYS, read_state_dict
 from lina_bench.models.llamagen.sampling import Draw, SamplingOptions, generate, global_draw, per_sample_draw
 from lina_bench.models.llamagen.vq import CodeDecoder, VQModel
 
@@ -109,7 +104,7 @@ class LlamaGenGenerator(Generator):
             self.gpt = Transformer(self.args, attention, attention_options)
             self.vq = VQModel(codebook_size, codebook_embed_dim, z_channels, vq_ch, tuple(vq_ch_mult))
         if vq is not None:
-            load_strict(self.vq, read_state_dict(vq, VQ_KEYS, "VQ"), vq, "VQ")
+            load_strict(self.vq, read_state_dict(vq, VQ_KEYS, "VQ"), f"VQ checkpoint {vq}")
 
     def info(self) -> GeneratorInfo:
         s = self.sampling
@@ -130,7 +125,8 @@ class LlamaGenGenerator(Generator):
             if self.skipped_keys or self.new_keys:
                 log.info("llamagen lasad from %s: skipped %d attention keys, %d new", path, len(self.skipped_keys),
                          len(self.new_keys))
-        load_strict(self.gpt, state, path, "GPT", optional=frozenset(self.new_keys), extra=frozenset(self.skipped_keys))
+        load_strict(self.gpt, state, f"GPT checkpoint {path}", optional=frozenset(self.new_keys),
+                    extra=frozenset(self.skipped_keys))
 
     def _codes(self, labels: Sequence[int], draw: Draw) -> torch.Tensor:
         """Codes (B, block_size) drawn by ``draw`` for ``labels``."""

@@ -9,7 +9,6 @@ after ``torch.manual_seed(seed); np.random.seed(seed)`` on the CPU, ``vae.decode
 
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Iterator, Sequence
 
 import torch
 
+from lina_bench.api.checkpoints import load_strict, read_checkpoint
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.generator import CostStage, Generator, GeneratorInfo, to_uint8
-from lina_bench.models.blocks.kl16_vae import KL16VAE, load_strict
+from lina_bench.models.blocks.kl16_vae import KL16VAE
 from lina_bench.models.mar.sampler import OfficialRng, PerSampleRng, TokenRng, sample_tokens, visible_counts
 from lina_bench.models.mar.transformer import MAR, MARConfig
 
@@ -139,14 +139,7 @@ class MARGenerator(Generator):
 
     def load_checkpoint(self, path: str | Path) -> None:
         """The official ``checkpoint-last.pth``: ``{"model": ..., "model_ema": ...}`` (+ training state), strictly."""
-        path = Path(path)
-        if not path.is_file():
-            raise LinaBenchError(f"checkpoint not found: {path}")
-        try:  # official training snapshots also pickle their argparse.Namespace of arguments
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise LinaBenchError(f"cannot read MAR checkpoint {path}: {exc}") from exc
+        state = read_checkpoint(path, "MAR checkpoint")
         key = "model_ema" if self.ema else "model"
         if not isinstance(state, dict) or not isinstance(state.get(key), dict):
             found = sorted(state) if isinstance(state, dict) else type(state).__name__
