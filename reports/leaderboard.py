@@ -133,6 +133,11 @@ def column_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
     return {"evaluator": protocol.get("evaluator", {}), "target": kind, **({kind: settings} if settings else {})}
 
 
+def _text(value: Any) -> str:
+    """A stored string field, "" for None (NaN once in a DataFrame)."""
+    return value if isinstance(value, str) else ""
+
+
 def row_key(row: Any) -> tuple[str, str, str]:
     """(generator, checkpoint, variant) of a stored row: the suite's label of the generator (or of
     the samples), the checkpoint's (or samples') file name, the attention variant."""
@@ -140,9 +145,9 @@ def row_key(row: Any) -> tuple[str, str, str]:
     if (config.get("samples") or {}).get("name"):
         return config["samples"]["name"], Path(config["samples"].get("path", "")).name, ""
     target = row.job.split("/", 1)[1] if "/" in row.job else row.job
-    generator = target.split("[", 1)[0] if row.generator else ""
+    generator = target.split("[", 1)[0] if _text(row.generator) else ""
     checkpoint = ((config.get("generator") or {}).get("checkpoint") or {}).get("path", "")
-    return generator, Path(checkpoint).name if checkpoint else "", row.variant or ""
+    return generator, Path(checkpoint).name if checkpoint else "", _text(row.variant)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:

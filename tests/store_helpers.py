@@ -21,13 +21,13 @@ def add_job(store: ResultStore, job: str, variant: str | None, evaluator: str, m
             config: dict | None = None, finished: str = "2026-11-29T10:00:00+00:00", run: str = "r1") -> None:
     """Store one ok job of run ``run`` with ``metrics`` [(name, value, unit, higher_is_better)]; the
     job key hashes ``config`` and the job name, so the same job stored again is a newer run of it."""
-    generator = job.split("/")[1].split("[")[0] if config is None else None
     config = config or {"generator": {"name": "toy", "options": {}}, "variant": variant, "evaluator": evaluator}
+    generator = "toy" if config.get("generator") else None
     key = config_hash({**config, "job": job})
     provenance = {"versions": {"lina-bench": "0.1.0"}, "git_revision": "abc", "finished_at": finished}
-    rows = [Result(run, "s", job, key, generator and "toy", variant, evaluator, name, value, unit, direction, protocol,
+    rows = [Result(run, "s", job, key, generator, variant, evaluator, name, value, unit, direction, protocol,
                    config, provenance) for name, value, unit, direction in metrics]
-    store.record_job(JobRecord(run, key, job, "s", generator and "toy", variant, evaluator, "ok", None, config,
+    store.record_job(JobRecord(run, key, job, "s", generator, variant, evaluator, "ok", None, config,
                                protocol, provenance), rows)
 
 
