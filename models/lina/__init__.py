@@ -17,8 +17,17 @@ LINA: ``lina``; the grid's ``linear``, ``linear-sub``, ``linear-dwc``, ``linear-
 generator, ``output_type="np"``, in float32 on the CPU, and compare the uint8 images (the tests accept
 |diff| <= 1 on at most 0.1 % of the pixels).
 
-Text-to-image checkpoints are not sampled yet; option ``config`` (a ``transformer/config.json``) builds any
-model, text-to-image at 1024 px included, with random weights for the cost measurements.
+Text-to-image checkpoints (the Hub's ``LINA-t2i-d48w1536-sdxl512`` / ``-sdxl1024``, NOVA's T2I models) are the
+official ``NOVAPipeline`` directory, which adds ``tokenizer/`` (CodeGen) and ``text_encoder/`` (Phi-2); they
+take prompts, with the defaults of LINA's GenEval runs (guidance 7, constant over the AR steps as in the
+official T2I pipeline, 128 AR steps, 25 diffusion steps) and option ``negative_prompt`` (default empty)::
+
+    gen = build_generator("lina", {}, checkpoint="LINA-t2i-d48w1536-sdxl512")
+    official = gen.official_sample(["a photo of a cat"] * 4, seed=0)  # = NOVAPipeline(prompt="a photo of a cat",
+                                                                      #   num_images_per_prompt=4, ...)
+
+Option ``config`` (a ``transformer/config.json``) builds any model, text-to-image at 1024 px included, with
+random weights and no text encoder, for the cost measurements.
 """
 
 from lina_bench.models.lina.generator import LinaGenerator

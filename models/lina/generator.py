@@ -1,12 +1,15 @@
-"""The ``lina`` generator: LINA / NOVA masked autoregression with continuous tokens (class-to-image).
+"""The ``lina`` generator: LINA / NOVA masked autoregression with continuous tokens (class- and text-to-image).
 
-Sampling as the official ``NOVAC2IPipeline`` (LINA repo, ``diffnext/pipelines/nova/pipeline_nova_c2i.py``
-and ``Transformer3DModel.generate_frame``/``denoise``): tokens are generated in a random order drawn once
-(uniform noise, argsort), ``n_i`` tokens at AR step i following a cosine schedule; each step runs the
-image transformer on the tokens so far and the diffusion head on the new ones, integrating the flow
-from fresh Gaussian noise with diffusers' ``FlowMatchEulerDiscreteScheduler`` (``diffusion_steps`` steps);
-classifier-free guidance rises linearly from ``min_guidance`` to ``guidance`` over the AR steps (the
-null class is label ``num_classes``); the KL-16 VAE decodes the latents.
+Sampling as the official ``NOVAC2IPipeline`` and ``NOVAPipeline`` (LINA repo, ``diffnext/pipelines/nova/
+pipeline_nova_c2i.py``, ``pipeline_nova.py``, and ``Transformer3DModel.generate_frame``/``denoise``): tokens
+are generated in a random order drawn once (uniform noise, argsort), ``n_i`` tokens at AR step i following
+a cosine schedule; each step runs the image transformer on the tokens so far and the diffusion head on the
+new ones, integrating the flow from fresh Gaussian noise with diffusers' ``FlowMatchEulerDiscreteScheduler``
+(``diffusion_steps`` steps); classifier-free guidance rises linearly from ``min_guidance`` to ``guidance``
+over the AR steps (the null class is label ``num_classes``; for text, the prompts are encoded with the
+negative prompt, empty by default, as the unconditional rows, and the official text pipeline keeps the
+guidance constant: ``min_guidance`` = ``guidance``); the VAE (MAR's KL-16, or the SDXL-style one of the text pipelines)
+decodes the latents, one image at a time.
 
 Random numbers, per step: the order (first step), then one normal draw of the whole latent. ``sample``
 draws them per sample from ``torch.Generator().manual_seed(seed_i)``; ``official_sample`` draws them for
@@ -25,9 +28,10 @@ import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
 from torch import nn
 
+from lina_bench.api.checkpoints import load_strict, read_checkpoint
 from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.generator import CostStage, Generator, GeneratorInfo, to_uint8
-from lina_bench.models.blocks.kl16_vae import KL16VAE, load_strict
+from lina_bench.models.blocks.kl16_vae import KL16VAE
 from lina_bench.models.lina.config import (
     TransformerConfig,
     arch_table,
@@ -35,6 +39,7 @@ from lina_bench.models.lina.config import (
     read_json,
     setting_of_model_index,
 )
+from lina_bench.models.lina.text import TextEncoder
 from lina_bench.models.lina.transformer import NovaTransformer, condition_prefix
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -44,7 +49,10 @@ TINY_TRANSFORMER = {"image_dim": 4, "image_size": 32, "image_stride": 16,
 TINY_ARCHS = {"video_encoders": {"tiny_video": {"depth": 2, "embed_dim": 32, "num_heads": 2}},
               "image_encoders": {"tiny_image": {"depth": 4, "embed_dim": 32, "num_heads": 2, "image_model": True}},
               "image_decoders": {"tiny_mlp": {"depth": 2, "embed_dim": 32}}}
+TINY_TEXT = {"text_token_dim": 32, "text_token_len": 8}  # the tiny text encoder's width; 8 prompt tokens
 TINY_DIFFUSION_STEPS = 4
+# Sampling defaults: the official class-to-image ones, and LINA's GenEval settings for text-to-image.
+SAMPLING_DEFAULTS = {"class": {"ar_steps": 64, "guidance": 5.0}, "text": {"ar_steps": 128, "guidance": 7.0}}
 # The VAEs of the official pipelines, for a model built from ``transformer/config.json`` alone.
 MAR_VAE = {"_class_name": "AutoencoderKLMAR", "latent_channels": 16, "block_out_channels": [128, 128, 256, 256, 512],
            "layers_per_block": 2, "scaling_factor": 0.2325}
@@ -62,7 +70,9 @@ def tokens_per_step(num_tokens: int, ar_steps: int) -> list[int]:
 
 class SDXLVAE(AutoencoderKL):
     """The text-to-image pipelines' SDXL-style VAE (diffusers' ``AutoencoderKL`` layout); ``forward``
-    decodes, as :class:`KL16VAE`'s does. Used for cost measurements (text-to-image sampling is not ported)."""
+    decodes, as :class:`KL16VAE`'s does. The official ``diffnext`` ``AutoencoderKL`` has diffusers' module
+    tree and names (ResNet blocks, one-head mid attention, asymmetric-padding downsampling, nearest
+    upsampling), so diffusers' class loads its weights strictly."""
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decode(latents).sample
@@ -73,9 +83,12 @@ def build_vae(config: dict[str, Any], where: str) -> tuple[nn.Module, float]:
     (``AutoencoderKLMAR``: attention at the last, coarsest, encoder level as in the official module), or
     the SDXL-style ``AutoencoderKL`` of the text-to-image pipelines."""
     if config.get("_class_name") == "AutoencoderKL":
+        if config.get("shift_factor"):
+            raise LinaBenchError(f"{where}: shift_factor is not supported (the SDXL VAE has none)")
         widths = tuple(config.get("block_out_channels", SDXL_VAE["block_out_channels"]))
         vae = SDXLVAE(latent_channels=int(config.get("latent_channels", 4)), block_out_channels=widths,
                       layers_per_block=int(config.get("layers_per_block", 2)),
+                      norm_num_groups=int(config.get("norm_num_groups", 32)),
                       down_block_types=("DownEncoderBlock2D",) * len(widths),
                       up_block_types=("UpDecoderBlock2D",) * len(widths))
         return vae, float(config.get("scaling_factor", SDXL_VAE["scaling_factor"]))
@@ -100,14 +113,7 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         raise LinaBenchError(f"no .safetensors or .bin weights in {folder}")
     state: dict[str, torch.Tensor] = {}
     for path in files:
-        try:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-                part = load_file(str(path))
-            else:
-                part = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise LinaBenchError(f"cannot read weights {path}: {type(exc).__name__}: {exc}") from exc
+        part = read_checkpoint(path, "weights")
         if not isinstance(part, dict):
             raise LinaBenchError(f"weights {path} hold no state dict")
         state.update(part)
@@ -154,42 +160,51 @@ class ConditionStage(nn.Module):
 
 
 class LinaGenerator(Generator):
-    """LINA / NOVA class-to-image masked autoregression (official checkpoint directories; any zoo setting).
+    """LINA / NOVA class- or text-to-image masked autoregression (official checkpoint directories; any zoo
+    setting).
 
-    Without a checkpoint it is a tiny random-weight model (32 px) for tests. ``attention`` overrides the
+    Without a checkpoint it is a tiny random-weight model (32 px; with ``conditioning="text"`` a tiny
+    byte-level tokenizer and Phi text encoder) for tests. ``attention`` overrides the
     setting read from ``model_index.json``; ``archs`` is a JSON file of more arch names; ``config`` a
     ``transformer/config.json`` (or checkpoint directory) to build random weights from (cost measurements).
     ``dtype``: float32, float64, bfloat16 or float16 (default: float64 for the tiny model, float32 otherwise);
-    ``diffusion_steps`` defaults to the official 25 (4 for the tiny model); ``backend`` picks the linear
-    attention kernel ("auto": Triton on CUDA, "triton", "torch": the PyTorch reference).
+    ``diffusion_steps`` defaults to the official 25 (4 for the tiny model), ``ar_steps`` and ``guidance`` to
+    64 and 5 for class-to-image and to LINA's GenEval settings, 128 and 7, for text-to-image;
+    ``negative_prompt`` is the text of the unconditional CFG rows; ``backend`` picks the linear attention
+    kernel ("auto": Triton on CUDA, "triton", "torch": the PyTorch reference).
     """
 
+    # Tiny random-weight configurations for tests and CI (seconds on a CPU).
+    test_configs = {"lina-tiny": {},
+                    "lina-t2i-tiny": {"conditioning": "text", "ar_steps": 3, "diffusion_steps": 2, "guidance": 3.0}}
+
     def __init__(self, attention: str | None = None, archs: str | None = None, config: str | None = None,
-                 ar_steps: int = 64, diffusion_steps: int | None = None, guidance: float = 5.0,
+                 ar_steps: int | None = None, diffusion_steps: int | None = None, guidance: float | None = None,
                  min_guidance: float | None = None, dtype: str | None = None, weight_seed: int = 0,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", conditioning: str = "class", negative_prompt: str = "") -> None:
         super().__init__()
         if dtype is not None and dtype not in DTYPES:
             raise LinaBenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if conditioning not in SAMPLING_DEFAULTS:
+            raise LinaBenchError(f"conditioning must be 'class' or 'text', got {conditioning!r}")
         given_steps = diffusion_steps
         if diffusion_steps is None:
             diffusion_steps = TINY_DIFFUSION_STEPS if config is None else 25
-        if ar_steps < 1 or diffusion_steps < 1:
+        if (ar_steps is not None and ar_steps < 1) or diffusion_steps < 1:
             raise LinaBenchError("ar_steps and diffusion_steps must be >= 1")
         self.attention_option, self.archs = attention, archs
-        self.ar_steps, self.diffusion_steps, self.diffusion_steps_option = ar_steps, diffusion_steps, given_steps
-        self.guidance = guidance
-        self.min_guidance = guidance if min_guidance is None else min_guidance
-        if (self.min_guidance < 1) if guidance > 1 else (self.min_guidance > 1):
-            raise LinaBenchError(f"guidance {guidance} with min_guidance {self.min_guidance}: CFG must be on at "
-                                 "every AR step (guidance > 1, min_guidance >= 1) or off (both <= 1)")
+        self.diffusion_steps, self.diffusion_steps_option = diffusion_steps, given_steps
+        self.sampling_options = {"ar_steps": ar_steps, "guidance": guidance, "min_guidance": min_guidance}
+        self.negative_prompt = negative_prompt
         # float64 for the tiny built-in model: its images must not depend on the batch (float32 GEMMs of a
         # few rows can differ in the last bit with the row count); checkpoints run in float32 by default.
         self.dtype_option, self.weight_seed, self.backend = dtype, weight_seed, backend
         self.torch_dtype = DTYPES[dtype or ("float64" if config is None else "float32")]
         if config is None:
-            self._build(TransformerConfig.from_dict(TINY_TRANSFORMER, arch_table(extra=TINY_ARCHS), "tiny config"),
-                        attention or "lina", TINY_VAE, "tiny VAE", {})
+            tiny = TINY_TRANSFORMER | (TINY_TEXT if conditioning == "text" else {})
+            self._build(TransformerConfig.from_dict(tiny, arch_table(extra=TINY_ARCHS), "tiny config"),
+                        attention or "lina", TINY_VAE, "tiny VAE", {},
+                        TextEncoder.tiny if conditioning == "text" else None)
         else:
             path = Path(config)
             folder = path.parent.parent if path.is_file() else path
@@ -219,30 +234,47 @@ class LinaGenerator(Generator):
         return config, setting, vae_config, str(vae_path), scheduler
 
     def _build(self, config: TransformerConfig, setting: str, vae_config: dict[str, Any], vae_where: str,
-               scheduler: dict[str, Any]) -> None:
+               scheduler: dict[str, Any], text_encoder: Callable[[], TextEncoder] | None = None) -> None:
+        """The modules (random weights from ``weight_seed``) and the sampling settings. ``text_encoder`` builds
+        the tokenizer and text encoder of a text-to-image model; without it such a model serves cost
+        measurements only."""
         self.setting, self.text = setting, config.text_token_dim is not None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.weight_seed)
             self.transformer = NovaTransformer(config, check_setting(setting), backend=self.backend)
             self.vae, self.scaling_factor = build_vae(vae_config, vae_where)
+            self.text_encoder = text_encoder() if text_encoder is not None else None
         self.scheduler_config = scheduler
+        self._set_sampling()
         self.to(self.torch_dtype)
+
+    def _set_sampling(self) -> None:
+        """``ar_steps``, ``guidance`` and ``min_guidance``: the options, else the defaults of the conditioning."""
+        defaults, given = SAMPLING_DEFAULTS["text" if self.text else "class"], self.sampling_options
+        self.ar_steps = given["ar_steps"] or defaults["ar_steps"]
+        self.guidance = defaults["guidance"] if given["guidance"] is None else given["guidance"]
+        self.min_guidance = self.guidance if given["min_guidance"] is None else given["min_guidance"]
+        if (self.min_guidance < 1) if self.guidance > 1 else (self.min_guidance > 1):
+            raise LinaBenchError(f"guidance {self.guidance} with min_guidance {self.min_guidance}: CFG must be on at "
+                                 "every AR step (guidance > 1, min_guidance >= 1) or off (both <= 1)")
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load an official pipeline directory (``model_index.json``, ``transformer/``, ``vae/``,
-        ``scheduler/``) strictly; the architecture comes from its configs."""
+        ``scheduler/``; for text-to-image also ``tokenizer/`` and ``text_encoder/``) strictly; the architecture
+        comes from its configs."""
         folder = Path(path)
         if not folder.is_dir():
             raise LinaBenchError(f"a LINA/NOVA checkpoint is a pipeline directory (model_index.json, transformer/, "
                                  f"vae/, scheduler/); {folder} is not a directory")
         self.torch_dtype = DTYPES[self.dtype_option or "float32"]
         self.diffusion_steps = 25 if self.diffusion_steps_option is None else self.diffusion_steps_option
-        self._build(*self._read_directory(folder))
-        if self.text:
-            raise LinaBenchError(f"{folder}: text-to-image checkpoints do not load yet (class-to-image only; "
-                                 "option 'config' builds one with random weights for cost measurements)")
+        parts = self._read_directory(folder)
+        text = parts[0].text_token_dim is not None
+        self._build(*parts, (lambda: TextEncoder.from_directory(folder)) if text else None)
         load_strict(self.transformer, read_weights(folder / "transformer"), f"checkpoint {folder / 'transformer'}")
         load_strict(self.vae, read_weights(folder / "vae"), f"checkpoint {folder / 'vae'}")
+        if self.text_encoder is not None:
+            self.text_encoder.load(read_weights(folder / "text_encoder"), f"checkpoint {folder / 'text_encoder'}")
         self.to(self.torch_dtype)
 
     # -- facts -----------------------------------------------------------------------------------------
@@ -297,14 +329,13 @@ class LinaGenerator(Generator):
         return x
 
     @torch.no_grad()
-    def _latents(self, labels: torch.Tensor, draws: Draws) -> torch.Tensor:
-        """(B,) labels -> (B, C, H, W) latents, scaled as the transformer sees them."""
+    def _latents(self, condition: torch.Tensor, draws: Draws) -> torch.Tensor:
+        """Condition embeddings (B, L, C), under CFG (2B, L, C) (the conditional rows, then the unconditional
+        ones) -> (B, C, H, W) latents, scaled as the transformer sees them."""
         tr, config = self.transformer, self.transformer.config
-        b, (h, w), dtype, device = len(labels), config.grid, self.dtype, self.device
+        b, (h, w), dtype, device = len(condition) // (2 if self.cfg else 1), config.grid, self.dtype, self.device
         num_tokens, patch = h * w, tr.image_encoder.patch_embed
-        if self.cfg:
-            labels = torch.cat([labels, torch.full_like(labels, self.num_classes)])
-        prefix = tr.condition_tokens(tr.label_embed(labels))
+        prefix = tr.condition_tokens(condition)
         latents = torch.zeros(b, config.image_dim, *config.latent_size, dtype=dtype, device=device)
         mask = torch.ones(b, num_tokens, 1, dtype=dtype, device=device)
         order = draws.draw(lambda t, g: t.uniform_(generator=g), (num_tokens, 1), b, dtype).to(device).argsort(dim=1)
@@ -332,16 +363,26 @@ class LinaGenerator(Generator):
         latents = latents * (1 / self.scaling_factor)
         return torch.cat([self.vae(z[None]) for z in latents])
 
-    def _labels(self, conditions: Sequence[int]) -> torch.Tensor:
-        if self.text:
-            raise LinaBenchError("text-to-image sampling (Phi-2 text encoder) is not ported yet; this model "
-                                 "serves cost measurements")
-        return torch.tensor(list(conditions), dtype=torch.long, device=self.device)
+    def _condition(self, conditions: Sequence[int] | Sequence[str]) -> torch.Tensor:
+        """Labels or prompts -> condition embeddings (B, L, C), under CFG followed by the null class or
+        the negative prompt (B rows)."""
+        tr = self.transformer
+        if not self.text:
+            labels = torch.tensor(list(conditions), dtype=torch.long, device=self.device)
+            if self.cfg:
+                labels = torch.cat([labels, torch.full_like(labels, self.num_classes)])
+            return tr.label_embed(labels)
+        if self.text_encoder is None:
+            raise LinaBenchError("text-to-image sampling needs the checkpoint's tokenizer/ and text_encoder/ (load "
+                                 "the pipeline directory); option 'config' builds a model for cost measurements")
+        prompts = list(conditions) + ([self.negative_prompt] * len(conditions) if self.cfg else [])
+        states, lengths = self.text_encoder.encode(prompts, tr.text_embed.num_tokens)
+        return tr.text_embed(tr.text_embed.fill(states.to(self.device), lengths))
 
     @torch.no_grad()
     def sample(self, conditions: Sequence[int] | Sequence[str], seeds: Sequence[int]) -> torch.Tensor:
         self.check_conditions(conditions, seeds)
-        images = self._decode(self._latents(self._labels(conditions), Draws(seeds=seeds)))
+        images = self._decode(self._latents(self._condition(conditions), Draws(seeds=seeds)))
         return to_uint8((images.float() + 1) / 2).cpu()
 
     @torch.no_grad()
@@ -349,14 +390,15 @@ class LinaGenerator(Generator):
         """The official pipeline's images for this batch, ``generator=torch.Generator().manual_seed(seed)``,
         and its uint8 conversion: ``(x * 127.5 + 127.5).clamp(0, 255)`` truncated."""
         self.check_conditions(conditions, [seed] * len(conditions))
-        images = self._decode(self._latents(self._labels(conditions), Draws(batch_seed=seed)))
+        images = self._decode(self._latents(self._condition(conditions), Draws(batch_seed=seed)))
         return (images.float() * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).cpu()
 
     # -- costs -----------------------------------------------------------------------------------------
     def cost_probes(self, batch_size: int = 1) -> list[CostStage]:
         """Condition encoder once per image; the image transformer once per AR step (with the mean number
         of visible tokens); the diffusion head once per AR step x diffusion step (with the mean number of
-        new tokens); the VAE decoder once per image. CFG doubles the rows of all but the VAE."""
+        new tokens); the VAE decoder once per image; a loaded text-to-image model's text encoder once per image
+        (over ``text_token_len`` ids). CFG doubles the rows of all but the VAE."""
         tr, config = self.transformer, self.transformer.config
         b, dim, dtype, device = batch_size, tr.image_encoder.embed_dim, self.dtype, self.device
         schedule = self.schedule
@@ -376,7 +418,11 @@ class LinaGenerator(Generator):
         head_z = torch.zeros(b, new, dim, dtype=dtype, device=device)
         latents = torch.zeros(b, config.image_dim, *config.latent_size, dtype=dtype, device=device)
         steps = len(schedule)
-        return [CostStage("transformer", tr.image_encoder, (tokens, prefix, visible), steps, self.cfg),
-                CostStage("condition", ConditionStage(tr), (condition,), 1, self.cfg),
-                CostStage("head", tr.image_decoder, (head_x, head_t, head_z), steps * self.diffusion_steps, self.cfg),
-                CostStage("vae", self.vae, (latents,), 1)]
+        stages = [CostStage("transformer", tr.image_encoder, (tokens, prefix, visible), steps, self.cfg),
+                  CostStage("condition", ConditionStage(tr), (condition,), 1, self.cfg),
+                  CostStage("head", tr.image_decoder, (head_x, head_t, head_z), steps * self.diffusion_steps, self.cfg),
+                  CostStage("vae", self.vae, (latents,), 1)]
+        if self.text_encoder is not None:
+            ids = torch.zeros(b, config.text_token_len, dtype=torch.long, device=device)
+            stages.append(CostStage("text", self.text_encoder, (ids,), 1, self.cfg))
+        return stages

@@ -141,5 +141,13 @@ class TextEmbed(nn.Module):
         self.proj, self.norm = nn.Linear(token_dim, embed_dim), nn.LayerNorm(embed_dim)
         self.register_buffer("weight", torch.randn(512, token_dim) * 0.02)
 
+    def fill(self, states: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """Text-encoder states (B, L, token_dim), L >= num_tokens, and each prompt's token count -> (B,
+        num_tokens, token_dim): the padding embeddings with row i's first ``lengths[i]`` replaced by its states."""
+        x = self.weight[:self.num_tokens].expand(len(states), -1, -1).clone()
+        for i, n in enumerate(lengths):
+            x[i, :n] = states[i, :n].to(x.dtype)
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x))
