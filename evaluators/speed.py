@@ -77,6 +77,12 @@ def cpu_peak_memory(spec: dict[str, Any]) -> int:
     libc.mallopt(m_trim_threshold, 0)
     fn, _ = _call(spec)
     fn()
+    return rss_peak_growth(fn)
+
+
+def rss_peak_growth(fn: Callable[[], object]) -> int:
+    """Peak resident-memory growth of one call of ``fn`` in this process, in bytes (the peak-RSS mark
+    is reset to the current resident set first; Linux)."""
     gc.collect()
     before = _rss_bytes()
     with open("/proc/self/clear_refs", "w") as clear_refs:

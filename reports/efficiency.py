@@ -1,5 +1,6 @@
 """The efficiency report: module FLOPs at the papers' settings, the resolution sweep with the
-linear/softmax crossover (table and plot), and CPU/GPU latency and memory ratios."""
+linear/softmax crossover (table and plot), CPU/GPU latency and memory ratios, and the decoding memory and
+latency per token position of token-by-token generators (table and plot, with the cache crossover)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lina_bench.api.errors import LinaBenchError
 from lina_bench.reports.base import Report, provenance_line, setting_label
 
 SWEEP_METRIC = re.compile(r"^gmacs@(\d+)px$")
+DECODE_METRIC = re.compile(r"^(cache_bytes|ms_per_token)@(\d+)$")
 
 
 def _setting_header(protocol: dict) -> str:
@@ -130,11 +132,85 @@ def plot_sweep(frame: pd.DataFrame, path: Path, baseline: str) -> None:
     plt.close(fig)
 
 
+def decode_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``decode-profile`` rows as position x (metric, line): ``cache_mib`` and ``ms_per_token`` of each
+    line, a line being the job's target (``generator[variant]``), in the order the suite ran them."""
+    records = [(int(m[2]), "cache_mib" if m[1] == "cache_bytes" else "ms_per_token", job.split("/", 1)[-1],
+                value / 2**20 if m[1] == "cache_bytes" else value)
+               for job, metric, value in zip(rows.job, rows.metric, rows.value, strict=True)
+               if (m := DECODE_METRIC.match(metric))]
+    frame = pd.DataFrame(records, columns=["position", "metric", "line", "value"])
+    table = frame.pivot_table(index="position", columns=["metric", "line"], values="value", aggfunc="last")
+    lines = list(pd.unique(frame.line))
+    return table.reindex(columns=pd.MultiIndex.from_product([["cache_mib", "ms_per_token"], lines]))
+
+
+def _variant(line: str) -> tuple[str, str | None]:
+    """("generator", "variant") of a ``generator[variant]`` line label (variant None without brackets)."""
+    match = re.fullmatch(r"(.*)\[(.*)\]", line)
+    return (match[1], match[2]) if match else (line, None)
+
+
+def cache_crossovers(frame: pd.DataFrame, baseline: str) -> dict[str, float | None]:
+    """Per line of another variant than ``baseline`` of the same generator: the position from which its cache
+    is smaller than the baseline's, interpolated linearly between measured positions (exact for a KV cache,
+    which grows linearly); the first measured position when it is smaller everywhere, None when nowhere."""
+    cache = frame["cache_mib"]
+    found: dict[str, float | None] = {}
+    for line in cache.columns:
+        generator, variant = _variant(line)
+        reference = f"{generator}[{baseline}]"
+        if variant in (None, baseline) or reference not in cache.columns:
+            continue
+        diff = (cache[line] - cache[reference]).dropna()
+        cheaper = diff[diff < 0]
+        if cheaper.empty:
+            found[line] = None
+        elif cheaper.index[0] == diff.index[0]:
+            found[line] = float(diff.index[0])
+        else:
+            i = diff.index.get_loc(cheaper.index[0])
+            (p0, p1), (d0, d1) = diff.index[i - 1:i + 1], diff.iloc[i - 1:i + 1]
+            found[line] = p0 + (p1 - p0) * d0 / (d0 - d1)
+    return found
+
+
+def plot_decode_profile(frame: pd.DataFrame, path: Path, crossovers: dict[str, float | None]) -> None:
+    """Two panels over the token position (log x): the decoding memory in MiB (the KV cache grows linearly,
+    a recurrent state stays flat; crossovers marked) and the latency of one decoding step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (memory, latency) = plt.subplots(2, 1, sharex=True, figsize=(7, 7), dpi=120)
+    for line in frame["cache_mib"].columns:
+        style = {"marker": "o", "markersize": 3, "label": line}
+        memory.plot(frame.index, frame["cache_mib"][line], **style)
+        latency.plot(frame.index, frame["ms_per_token"][line], **style)
+    for line, position in crossovers.items():
+        if position is not None:
+            memory.axvline(position, color="grey", linestyle="--", linewidth=0.8)
+            memory.annotate(f"{line} smaller\nfrom token {position:.0f}", (position, memory.get_ylim()[1]),
+                            xytext=(4, -4), textcoords="offset points", va="top", fontsize=7)
+    memory.set(xscale="log", ylabel="cache / state (MiB)", title="Decoding memory per token position")
+    latency.set(xscale="log", xlabel="token position", ylabel="ms per decoding step",
+                title="Latency of one decoding step")
+    for ax in (memory, latency):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 class EfficiencyReport(Report):
-    """FLOPs tables, resolution sweep + crossover + plot, latency/memory ratios, markdown summary."""
+    """FLOPs tables, resolution sweep + crossover + plot, latency/memory ratios, decode profile + plot,
+    markdown summary."""
 
     reads = {"flops": ("gmacs",), "flops-sweep": ("gmacs@*px", "tokens@*px"),
-             "speed": ("latency_ms", "peak_mem_mib", "latency_ratio*")}
+             "speed": ("latency_ms", "peak_mem_mib", "latency_ratio*"),
+             "decode-profile": ("cache_bytes@*", "ms_per_token@*")}
 
     def __init__(self, baseline: str = "softmax") -> None:
         self.baseline = baseline
@@ -183,6 +259,22 @@ class EfficiencyReport(Report):
                          f"Median forward latency, its ratio to {self.baseline} (timed side by side with it: median "
                          "and [IQR] of the per-repeat ratios), and peak memory of one call.", "",
                          speed.to_markdown(), ""]
+        decode_rows = self.select(results, "decode-profile")
+        decode = decode_frame(decode_rows) if not decode_rows.empty else pd.DataFrame()
+        if not decode.empty:
+            crossovers = cache_crossovers(decode, self.baseline)
+            table = decode.rename(columns={"cache_mib": "cache MiB", "ms_per_token": "ms/token"}, level=0)
+            table.columns = [f"{line} {metric}" for metric, line in table.columns]
+            files.append(_csv(table, out_dir / "decode_profile.csv"))
+            plot_decode_profile(decode, out_dir / "decode_profile.png", crossovers)
+            files.append(out_dir / "decode_profile.png")
+            sections += ["## Decoding memory and latency per token position", "",
+                         "The KV cache (softmax) or recurrent state held by all layers after the decoding step at "
+                         "each position, and the step's median latency (decode-profile; CFG's rows included).", "",
+                         table.to_markdown(floatfmt=".4g"), "", "![decode profile](decode_profile.png)", ""]
+            sections += [f"- `{line}`: smaller than `{_variant(line)[0]}[{self.baseline}]`'s cache "
+                         + (f"from token {position:.0f}" if position is not None else "at no measured position")
+                         for line, position in crossovers.items()] + [""]
         summary = out_dir / "summary.md"
         summary.write_text("\n".join(sections))
         return [summary, *files]
