@@ -48,7 +48,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME
 }
 
 # Step limits in seconds (tests, compile, benchmark); override to fit a shorter lease.
-read -r LIMIT_TESTS LIMIT_COMPILE LIMIT_BENCH <<< "${GPU_CHECK_LIMITS:-150 90 240}"
+read -r LIMIT_TESTS LIMIT_COMPILE LIMIT_BENCH <<< "${GPU_CHECK_LIMITS:-200 60 200}"
 # The tests check each kernel's first autotune config (no timing of the others per test shape); the
 # benchmark autotunes.
 step gpu-tests "$LIMIT_TESTS" env LINA_BENCH_AUTOTUNE=off "$PY" -m pytest -q -p no:cacheprovider \
