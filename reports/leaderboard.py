@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.api.schema import canonical_json
 from lina_bench.evaluators.geneval.scoring import TAGS
 from lina_bench.reports.base import Report
@@ -222,8 +223,6 @@ class LeaderboardReport(Report):
     reads["flops-sweep"] = SWEEP_READS
 
     def __init__(self, formats: list[str] | tuple[str, ...] = FORMATS) -> None:
-        from lina_bench.api.errors import LinaBenchError
-
         unknown = sorted(set(formats) - set(self.FORMATS))
         if unknown or not formats:
             raise LinaBenchError(f"unknown report format(s) {', '.join(unknown) or '(none given)'}; "

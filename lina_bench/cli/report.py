@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.cli.options import DEFAULT_OUT, stored_results
 
 FORMATS = ("md", "html", "tex", "csv")
@@ -35,7 +36,6 @@ def report(out_dir: str, report_dir: str | None, formats: tuple[str, ...], suite
     import pandas as pd
 
     from lina_bench.api import registry
-    from lina_bench.api.errors import LinaBenchError
     from lina_bench.api.schema import RESULT_FIELDS
 
     rows = [dataclasses.asdict(r) for r in stored_results(out_dir, run, suite)]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from lina_bench.api.errors import LinaBenchError
 from lina_bench.cli.options import build_cli_generator, generator_options
 
 
@@ -20,7 +21,6 @@ def _classes(text: str | None) -> list[int]:
 def _prompts(path: str | None) -> list[str]:
     if not path:
         return []
-    from lina_bench.api.errors import LinaBenchError
 
     try:
         prompts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
@@ -63,7 +63,6 @@ def sample(generator: str, generator_options: tuple[str, ...], attention: str | 
     import torch
     from tqdm import tqdm
 
-    from lina_bench.api.errors import LinaBenchError
     from lina_bench.api.generator import sample_seed, to_pil
 
     if bool(classes) == bool(prompt_file):
