@@ -262,10 +262,10 @@ for _name, _target in {
 }.items():
     attention.register(_name, _target)
 generators.register("toy", "lina_bench.models.toy:ToyGenerator")
-generators.register("lina", "lina_bench.models.lina:LinaGenerator")
-generators.register("mar", "lina_bench.models.mar:MARGenerator")
+generators.register("lina", "lina_bench.models.lina.generator:LinaGenerator")
+generators.register("mar", "lina_bench.models.mar.generator:MARGenerator")
 generators.register("dit", "lina_bench.models.dit.generator:DiTGenerator")
-generators.register("llamagen", "lina_bench.models.llamagen:LlamaGenGenerator")
+generators.register("llamagen", "lina_bench.models.llamagen.generator:LlamaGenGenerator")
 evaluators.register("module-profile", "lina_bench.evaluators.module_profile:ModuleProfile")
 evaluators.register("sample-determinism", "lina_bench.evaluators.sample_determinism:SampleDeterminism")
 evaluators.register("flops", "lina_bench.evaluators.flops:Flops")
