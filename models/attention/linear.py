@@ -15,7 +15,7 @@ variant            normalisation    projections     5x5 dw-conv branch   KV gate
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -90,7 +90,16 @@ class _LinearAttentionBase(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        return self.mix(x)
+
+    def mix(self, x: torch.Tensor, rotate: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+            | None = None) -> torch.Tensor:
+        """The module on (B, N, C) tokens without the check of N against the built geometry (NOVA's
+        encoder half sees only the visible tokens; the conv branch still needs the whole grid);
+        ``rotate`` maps the projected (q, k), (B, H, N, d) each, before the attention (e.g. RoPE)."""
         q, k, v = self.project(x)
+        if rotate is not None:
+            q, k = rotate(q, k)
         if self.fp32_attention:
             q, k, v = upcast(q, k, v)
         out = merge_heads(self.attend(q, k, v)).to(x.dtype)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lina_bench.models.attention.base import AttentionModule, conv_on_grid, fused_qkv, merge_heads, upcast
+from lina_bench.models.attention.base import AttentionModule, fused_qkv, merge_heads
 from lina_bench.models.attention.softmax import SoftmaxAttention
 
 
@@ -108,8 +108,8 @@ def run_attention(attn: AttentionModule, x: torch.Tensor,
     """A zoo attention on (B, N, C) tokens, N free (NOVA's encoder half sees only the visible tokens),
     with RoPE on q and k after the projection where the official module applies it.
 
-    The zoo's ``forward`` checks N against the geometry it was built for and has no RoPE hook, so the
-    variable-length path runs its parts (projection, attention, conv branch, output projection) here.
+    The zoo's ``forward`` checks N against the geometry it was built for, so the variable-length path
+    runs the linear variants' ``mix`` (with RoPE as its ``rotate``) and softmax's parts here.
     """
     if rotation is None and x.shape[1] == attn.num_tokens:
         return attn(x)
@@ -118,15 +118,9 @@ def run_attention(attn: AttentionModule, x: torch.Tensor,
         if rotation is not None:
             q, k = Rope3D.apply(q, rotation), Rope3D.apply(k, rotation)
         return attn.proj(merge_heads(F.scaled_dot_product_attention(q, k, v)))
-    q, k, v = attn.project(x)
-    if rotation is not None and attn.fused_projection:  # the subtraction variants ignore RoPE officially
-        q, k = Rope3D.apply(q, rotation), Rope3D.apply(k, rotation)
-    if attn.fp32_attention:
-        q, k, v = upcast(q, k, v)
-    out = merge_heads(attn.attend(q, k, v)).to(x.dtype)
-    if attn.conv_branch:
-        out = out + conv_on_grid(x, attn.dw_conv, attn.prefix, attn.grid).to(x.dtype)
-    return attn.proj(out)
+    if rotation is None or not attn.fused_projection:  # the subtraction variants ignore RoPE officially
+        return attn.mix(x)
+    return attn.mix(x, lambda q, k: (Rope3D.apply(q, rotation), Rope3D.apply(k, rotation)))
 
 
 class Mlp(nn.Module):
