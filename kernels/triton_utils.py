@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import triton
 import triton.language as tl
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-# LINA_BENCH_AUTOTUNE=off launches every kernel's first config without timing the others (quick
-# correctness runs on a GPU; the interpreter always does so).
-FIRST_CONFIG_ONLY = INTERPRETED or os.environ.get("LINA_BENCH_AUTOTUNE") == "off"
 
 
-def autotune_configs(grid: list[dict[str, int]], **launch: int) -> list[triton.Config]:
-    """Autotune configs (constexprs, plus ``num_warps``/``num_stages`` given per entry or in ``launch``);
-    in the interpreter (the CPU tests: nothing to time) or with ``LINA_BENCH_AUTOTUNE=off`` only the
-    first, which the autotuner then takes without timing."""
+def _timing_wanted() -> bool:
+    """False in the interpreter (the CPU tests: nothing to time) and with ``LINA_BENCH_AUTOTUNE=off``
+    (quick correctness runs on a GPU): then every kernel launches its first config untimed."""
+    return not (INTERPRETED or os.environ.get("LINA_BENCH_AUTOTUNE") == "off")
+
+
+def _first_unless_timed(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    return configs if _timing_wanted() else configs[:1]
+
+
+def autotune(grid: list[dict[str, int]], key: list[str], **launch: int) -> Callable:
+    """``triton.autotune`` over one config per ``grid`` entry (constexprs, plus ``num_warps`` /
+    ``num_stages`` given per entry or in ``launch``), keyed on ``key`` and the tensors' dtypes.
+
+    The kernel's ``configs`` always hold every config (what the AOT compile and the bounds tests
+    cover); untimed runs launch the first through the autotuner's early pruning."""
     configs = []
     for entry in grid:
         entry = {**launch, **entry}
         warps, stages = entry.pop("num_warps", 4), entry.pop("num_stages", 3)
         configs.append(triton.Config(entry, num_warps=warps, num_stages=stages))
-    return configs[:1] if FIRST_CONFIG_ONLY else configs
+    return triton.autotune(configs=configs, key=key, prune_configs_by={"early_config_prune": _first_unless_timed})
 
 
 @triton.jit

@@ -31,11 +31,11 @@ def assert_rel(actual: torch.Tensor, expected: torch.Tensor, tol: float = RTOL) 
     assert error <= tol, f"relative error {error:.3g} > {tol}"
 
 
-def make_inputs(n: int, d: int, dv: int, gated: bool, dtype=torch.float32, seed: int = 0):
+def make_inputs(n: int, d: int, dv: int, gated: bool, dtype=torch.float32, seed: int = 0, b: int = 2, h: int = 3):
     gen = torch.Generator().manual_seed(seed)
-    q, k = (torch.randn(2, 3, n, d, generator=gen) for _ in range(2))
-    v = torch.randn(2, 3, n, dv, generator=gen)
-    gates = [torch.rand(1, 3, n, 1, generator=gen) + 0.5 for _ in range(2)] if gated else [None, None]
+    q, k = (torch.randn(b, h, n, d, generator=gen) for _ in range(2))
+    v = torch.randn(b, h, n, dv, generator=gen)
+    gates = [torch.rand(1, h, n, 1, generator=gen) + 0.5 for _ in range(2)] if gated else [None, None]
     tensors = [t.to(DEVICE, dtype).requires_grad_() if t is not None else None for t in (q, k, v, *gates)]
     return tensors
 

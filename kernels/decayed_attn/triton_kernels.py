@@ -17,12 +17,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from lina_bench.kernels.triton_utils import autotune_configs, dot
-
-DECAYED_CONFIGS = autotune_configs([{"num_stages": 2}])
+from lina_bench.kernels.triton_utils import autotune, dot
 
 
-@triton.autotune(configs=DECAYED_CONFIGS, key=["N", "D", "DV"])
+@autotune([{"num_stages": 2}], key=["N", "D", "DV"])
 @triton.jit
 def decayed_forward_kernel(q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, o_ptr, sn_ptr, N, D, DV, scale,
                            HAS_INITIAL: tl.constexpr, STORE_FINAL: tl.constexpr, IEEE: tl.constexpr,

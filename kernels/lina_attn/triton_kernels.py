@@ -25,14 +25,15 @@ import triton
 import triton.language as tl
 
 from lina_bench.kernels.lina_attn import naive
-from lina_bench.kernels.triton_utils import autotune_configs, dot
+from lina_bench.kernels.triton_utils import autotune, dot
 
 # The reference's constants, as constexpr: a compiled (not interpreted) kernel may read no other globals.
 FEATURE_EPS = tl.constexpr(naive.FEATURE_EPS)
 NORM_EPS = tl.constexpr(naive.NORM_EPS)
 TUNING_KEY = ["BH", "N", "D", "DV"]  # the autotuner adds the tensors' dtypes
-REDUCE_CONFIGS = autotune_configs([{"SPLITS": s} for s in (1, 2, 4, 8, 16)], BLOCK_N=64)
-ROW_CONFIGS = autotune_configs([{"BLOCK_N": b} for b in (64, 32, 128)])
+# Token slices of the reductions, token blocks of the per-token kernels.
+reduce_autotune = autotune([{"SPLITS": s} for s in (1, 2, 4, 8, 16)], TUNING_KEY, BLOCK_N=64)
+row_autotune = autotune([{"BLOCK_N": b} for b in (64, 32, 128)], TUNING_KEY)
 
 
 @triton.jit
@@ -54,7 +55,7 @@ def _row_weight(ptr, row, offs_n, N):
     return tl.load(ptr + row * N + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)
 
 
-@triton.autotune(configs=REDUCE_CONFIGS, key=TUNING_KEY)
+@reduce_autotune
 @triton.jit
 def lina_reduce_kernel(x_ptr, y_ptr, wx_ptr, wy_ptr, wv_ptr, s_ptr, vec_ptr, BH, H, N, D, DV, SPLIT_STRIDE,
                        HAS_WX: tl.constexpr, HAS_WY: tl.constexpr, HAS_WV: tl.constexpr, PER_HEAD: tl.constexpr,
@@ -95,7 +96,7 @@ def lina_reduce_kernel(x_ptr, y_ptr, wx_ptr, wy_ptr, wv_ptr, s_ptr, vec_ptr, BH,
         tl.store(vec_ptr + out * D + offs_d, vec, mask=offs_d < D)
 
 
-@triton.autotune(configs=ROW_CONFIGS, key=TUNING_KEY)
+@row_autotune
 @triton.jit
 def lina_output_kernel(q_ptr, s_ptr, kmean_ptr, o_ptr, BH, N, D, DV, IEEE: tl.constexpr, BLOCK_N: tl.constexpr,
                        BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
@@ -119,7 +120,7 @@ def lina_output_kernel(q_ptr, s_ptr, kmean_ptr, o_ptr, BH, N, D, DV, IEEE: tl.co
              mask=mask)
 
 
-@triton.autotune(configs=ROW_CONFIGS, key=TUNING_KEY)
+@row_autotune
 @triton.jit
 def lina_row_stats_kernel(q_ptr, do_ptr, s_ptr, kmean_ptr, inv_a_ptr, c_ptr, BH, N, D, DV, IEEE: tl.constexpr,
                           BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
@@ -148,7 +149,7 @@ def lina_row_stats_kernel(q_ptr, do_ptr, s_ptr, kmean_ptr, inv_a_ptr, c_ptr, BH,
     tl.store(c_ptr + bh * N + offs_n, -do_u / (a * a), mask=offs_n < N)
 
 
-@triton.autotune(configs=ROW_CONFIGS, key=TUNING_KEY)
+@row_autotune
 @triton.jit
 def lina_backward_q_kernel(q_ptr, do_ptr, s_ptr, kmean_ptr, inv_a_ptr, c_ptr, dq_ptr, BH, N, D, DV,
                            IEEE: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
@@ -170,7 +171,7 @@ def lina_backward_q_kernel(q_ptr, do_ptr, s_ptr, kmean_ptr, inv_a_ptr, c_ptr, dq
              tl.where(q > 0.0, d_fq, 0.0).to(dq_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.autotune(configs=ROW_CONFIGS, key=TUNING_KEY)
+@row_autotune
 @triton.jit
 def lina_backward_kv_kernel(k_ptr, v_ptr, ks_ptr, vs_ptr, ds_ptr, dkm_ptr, dk_ptr, dv_ptr, dks_ptr, dvs_ptr,
                             BH, H, N, D, DV, HAS_GATE: tl.constexpr, IEEE: tl.constexpr, BLOCK_N: tl.constexpr,
