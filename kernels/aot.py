@@ -14,6 +14,7 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
+import torch
 import triton
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.interpreter import InterpretedFunction
@@ -46,7 +47,8 @@ def kernel_specs(dtype: str, head_dim: int = 64) -> dict[str, list[tuple[dict[st
     from lina_bench.kernels.lina_attn.ops import head_block
 
     io, ieee = DTYPES[dtype]
-    tiles = {"IEEE": ieee, "BLOCK_D": head_block(head_dim), "BLOCK_DV": head_block(head_dim)}
+    block = head_block(head_dim, getattr(torch, dtype))
+    tiles = {"IEEE": ieee, "BLOCK_D": block, "BLOCK_DV": block}
     reduce_flags = [  # the state (ungated, gated) and the backward's dS
         {"HAS_WX": False, "HAS_WY": False, "HAS_WV": False, "PER_HEAD": True},
         {"HAS_WX": True, "HAS_WY": True, "HAS_WV": False, "PER_HEAD": True},
@@ -66,7 +68,7 @@ def kernel_specs(dtype: str, head_dim: int = 64) -> dict[str, list[tuple[dict[st
         "decayed_forward_kernel": [_signature("q_ptr k_ptr v_ptr g_ptr o_ptr", "s0_ptr sn_ptr", "N D DV", io,
                                               {"HAS_INITIAL": initial, "STORE_FINAL": final, "IEEE": ieee,
                                                "CHUNK": CHUNK, "BLOCK_D": key_block(head_dim),
-                                               "BLOCK_DV": head_block(head_dim)}, floats="scale")
+                                               "BLOCK_DV": block}, floats="scale")
                                    for initial in (False, True) for final in (False, True)],
     }
 

@@ -58,8 +58,11 @@ def test_lina_attention_forward_and_gradients(n: int, d: int, gated: bool):
 def test_head_blocks_divide_the_head_dimension():
     from lina_bench.kernels.lina_attn.ops import head_block
 
-    assert {d: head_block(d) for d in (16, 24, 32, 40, 48, 64, 96, 128, 192)} == {
+    sizes = (16, 24, 32, 40, 48, 64, 96, 128, 192)
+    assert {d: head_block(d, torch.bfloat16) for d in sizes} == {
         16: 16, 24: 32, 32: 32, 40: 64, 48: 16, 64: 64, 96: 32, 128: 64, 192: 64}
+    assert {d: head_block(d, torch.float32) for d in sizes} == {  # float32 tiles: at most 32 wide
+        16: 16, 24: 32, 32: 32, 40: 32, 48: 16, 64: 32, 96: 32, 128: 32, 192: 32}
 
 
 @pytest.mark.parametrize("gated", [False, True], ids=["ungated", "gated"])

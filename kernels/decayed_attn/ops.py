@@ -35,7 +35,7 @@ def decayed_linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     final = (torch.empty(b, h, d, dv, device=q.device, dtype=torch.float32) if output_final_state
              else q.new_empty(0))
     s0 = initial_state.contiguous() if initial_state is not None else final
-    block_dv = head_block(dv)
+    block_dv = head_block(dv, q.dtype)
     tk.decayed_forward_kernel[(b * h, triton.cdiv(dv, block_dv))](
         q, k, v, log_decay, s0, out, final, n, d, dv, scale, HAS_INITIAL=initial_state is not None,
         STORE_FINAL=output_final_state, IEEE=q.dtype == torch.float32, CHUNK=chunk_size,

@@ -14,13 +14,16 @@ from lina_bench.kernels.formulas import lina_backward_macs, lina_forward_macs
 from lina_bench.kernels.lina_attn import triton_kernels as tk
 
 
-def head_block(size: int) -> int:
-    """The tile of a head dimension: the largest power of two <= 64 that divides it (96 -> 32,
-    128 -> 64), so no lane computes padding; sizes that are no multiple of 16 (``tl.dot``'s least
-    tile) get one masked power-of-two tile (24 -> 32)."""
+def head_block(size: int, dtype: torch.dtype) -> int:
+    """The tile of a head dimension: the largest power of two that divides it, at most 64 for
+    half-precision inputs (tensor-core dots) and 32 for float32 (IEEE dots run on the FMA units and
+    hold their operands in registers: a 64-wide float32 tile spilled in every configuration), so
+    96 -> 32, 128 -> 64 / 32, and no lane computes padding; sizes that are no multiple of 16
+    (``tl.dot``'s least tile) get masked power-of-two tiles (24 -> one of 32)."""
+    cap = 32 if dtype == torch.float32 else 64
     if size % 16 == 0:
-        return min(64, size & -size)
-    return min(64, max(16, triton.next_power_of_2(size)))
+        return min(cap, size & -size)
+    return min(cap, max(16, triton.next_power_of_2(size)))
 
 
 def _gates(key_scale: torch.Tensor | None, value_scale: torch.Tensor | None, h: int, n: int):
@@ -45,7 +48,7 @@ def _reduce(x: torch.Tensor, y: torch.Tensor, wx, wy, wv, per_head: bool) -> tup
     x: (B, H, N, D), y: (B, H, N, DV); row weights (H, N) if ``per_head`` else (BH, N), or None."""
     b, h, n, d = x.shape
     dv = y.shape[-1]
-    block_d, block_dv = head_block(d), head_block(dv)
+    block_d, block_dv = head_block(d, x.dtype), head_block(dv, x.dtype)
     kernel = tk.lina_reduce_kernel
     most = max_splits()
     partial = torch.empty(b * h, most, d, dv, device=x.device, dtype=torch.float32)
@@ -82,7 +85,7 @@ def lina_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_sca
     ks, vs = _gates(key_scale, value_scale, h, n)
     state, kmean = _state(k, v, ks, vs)
     out = torch.empty(b, h, n, dv, device=q.device, dtype=q.dtype)
-    block_d, block_dv = head_block(d), head_block(dv)
+    block_d, block_dv = head_block(d, q.dtype), head_block(dv, q.dtype)
     _rows(tk.lina_output_kernel, b, h, n, triton.cdiv(dv, block_dv))(
         q, state, kmean, out, b * h, n, d, dv, IEEE=q.dtype == torch.float32, BLOCK_D=block_d, BLOCK_DV=block_dv)
     return out
@@ -104,7 +107,7 @@ def lina_attention_backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch
     dv_size = v.shape[-1]
     ks, vs = _gates(key_scale, value_scale, h, n)
     state, kmean = _state(k, v, ks, vs)
-    block_d, block_dv = head_block(d), head_block(dv_size)
+    block_d, block_dv = head_block(d, q.dtype), head_block(dv_size, q.dtype)
     blocks = {"IEEE": q.dtype == torch.float32, "BLOCK_D": block_d, "BLOCK_DV": block_dv}
     inv_a = torch.empty(b * h, n, device=q.device, dtype=torch.float32)
     c = torch.empty_like(inv_a)
