@@ -2,14 +2,16 @@
 
     python benchmarks/bench_generators.py                  # sizes for the device: GPU if there is one, else CPU
     python benchmarks/bench_generators.py --sizes tiny --repeats 2 --out /tmp/bench   # smoke run (seconds)
+    python benchmarks/bench_generators.py --pairs lina --repeats 3    # one comparison only
 
 Pairs (A = softmax, B = linear), random weights, each pair timed side by side in one run (A B A B ...;
 CUDA events on GPU); the ratio is A's time over B's (B's speed-up), median and IQR of the per-repeat ratios:
   1. DiT vs LiT: images/s and peak memory of ``sample`` at each resolution, same diffusion steps;
   2. LlamaGen vs LASADGen: latency of one decoding step and the KV-cache / state bytes at each position
      (the decode-profile evaluator's measured call, ``decode_call``);
-  3. LINA vs NOVA: images/s and peak memory of ``sample`` (the tiny models), and one step of the image
-     transformer of a 1024 px text-to-image config (its cost probe, with CFG's rows);
+  3. LINA vs NOVA: images/s and peak memory of ``sample`` (the tiny models; on GPU the released models' size,
+     d48w1536, at 256 px with the official sampling settings), and one step of the image transformer of a
+     1024 px text-to-image config (its cost probe, with CFG's rows);
   4. MAR: images/s and peak memory of ``sample`` (the tiny model).
 Peak memory of one call after a warm-up: the CUDA allocator's peak over what was allocated before; on CPU
 the peak resident-set growth (VmHWM, reset through /proc/self/clear_refs, glibc set to return blocks of
@@ -52,24 +54,29 @@ T2I_ARCHS = {  # arch names of our own for the reduced CPU and smoke-test sizes 
                        "vit_d2w32": {"depth": 2, "embed_dim": 32, "num_heads": 2, "image_model": True}},
     "image_decoders": {"mlp_d2w256": {"depth": 2, "embed_dim": 256}, "mlp_d2w32": {"depth": 2, "embed_dim": 32}},
 }
+# The size of the released LINA checkpoints ("d48w1536": condition encoder, image transformer, head).
+D48W1536 = ["vit_d16w1536", "vit_d32w1536", "mlp_d6w1536"]
+# The class-to-image config of the official layout (KL-16 VAE: 16 channels, 16x); size and arch from the preset.
+C2I_CONFIG = {"image_dim": 16, "image_stride": 16}
 TINY_LLAMAGEN = LlamaGenGenerator.test_configs["llamagen-tiny"]
 SIZES: dict[str, dict[str, Any]] = {
     "cpu": {"dit": {"model": "DiT-S/2", "depth": 4, "diffusion_steps": 2, "guidance": 1.5, "vae_config": SMALL_VAE},
             "dit_resolutions": [256, 512], "dit_batch": 1,
             "llamagen": {"model": "GPT-B", "n_layer": 4}, "positions": [256, 1024, 4096],
-            "lina_batch": 4,
+            "lina_batch": 4, "c2i": None,
             "t2i": {"px": 1024, "arch": ["vit_d2w256", "vit_d4w256", "mlp_d2w256"], "dtype": "float32"},
             "mar_batch": 4},
     "gpu": {"dit": {"model": "DiT-XL/2", "diffusion_steps": 50, "guidance": 1.5},
             "dit_resolutions": [256, 512], "dit_batch": 8,
             "llamagen": {"model": "GPT-B"}, "positions": [256, 1024, 4096],
-            "lina_batch": 16,
-            "t2i": {"px": 1024, "arch": ["vit_d16w1024", "vit_d32w1024", "mlp_d6w1024"], "dtype": "bfloat16"},
+            "lina_batch": 16, "c2i": {"px": 256, "arch": D48W1536, "dtype": "bfloat16"},
+            "t2i": {"px": 1024, "arch": D48W1536, "dtype": "bfloat16"},
             "mar_batch": 16},
     "tiny": {"dit": {k: v for k, v in DiTGenerator.test_configs["dit-tiny"].items() if k != "input_size"},
              "dit_resolutions": [32], "dit_batch": 1,
              "llamagen": {k: v for k, v in TINY_LLAMAGEN.items() if k != "image_size"}, "positions": [4, 8],
-             "lina_batch": 2, "t2i": {"px": 256, "arch": ["vit_d2w32", "vit_d2w32", "mlp_d2w32"], "dtype": "float32"},
+             "lina_batch": 2, "c2i": {"px": 32, "arch": ["vit_d2w32", "vit_d2w32", "mlp_d2w32"], "dtype": "float32"},
+             "t2i": {"px": 256, "arch": ["vit_d2w32", "vit_d2w32", "mlp_d2w32"], "dtype": "float32"},
              "mar_batch": 2},
 }
 
@@ -169,25 +176,36 @@ def llamagen_rows(size: dict, device: str, repeats: int) -> list[dict]:
 
 
 def lina_rows(size: dict, device: str, repeats: int) -> list[dict]:
-    rows = [sample_pair("LINA vs NOVA", "tiny (32 px, 2x2 tokens)",
-                        {"lina[softmax]": ("lina", {"attention": "softmax"}), "lina[lina]": ("lina", {})},
-                        size["lina_batch"], device, repeats)]
-    print("done LINA vs NOVA tiny", flush=True)
+    """``sample`` of both (the tiny models, or the preset's class-to-image config with random weights at the
+    official sampling settings), and one image-transformer step of the text-to-image config."""
+    variants = ("softmax", "lina")
     with tempfile.TemporaryDirectory() as tmp:
-        config, archs = Path(tmp) / "config.json", Path(tmp) / "archs.json"
-        px = size["t2i"]["px"]
-        config.write_text(json.dumps({**T2I_CONFIG, "image_size": [px, px], "arch": size["t2i"]["arch"]}))
-        archs.write_text(json.dumps(T2I_ARCHS))
+        def config(kind: str, fields: dict) -> dict:
+            path, archs = Path(tmp) / f"{kind}.json", Path(tmp) / "archs.json"
+            px = size[kind]["px"]
+            path.write_text(json.dumps({**fields, "image_size": [px, px], "arch": size[kind]["arch"]}))
+            archs.write_text(json.dumps(T2I_ARCHS))
+            return {"config": str(path), "archs": str(archs), "dtype": size[kind]["dtype"]}
+
+        c2i = size["c2i"]
+        if c2i is None:
+            builds, setting = {f"lina[{v}]": ("lina", {"attention": v}) for v in variants}, "tiny (32 px, 2x2 tokens)"
+        else:
+            options = config("c2i", C2I_CONFIG)
+            builds = {f"lina[{v}]": ("lina", {**options, "attention": v}) for v in variants}
+            setting = f"{c2i['px']} px, {'/'.join(c2i['arch'])}, official sampling settings"
+        rows = [sample_pair("LINA vs NOVA", setting, builds, size["lina_batch"], device, repeats)]
+        print("done LINA vs NOVA sample", flush=True)
         steps = {}
-        for variant in ("softmax", "lina"):
-            gen = build_generator("lina", {"config": str(config), "archs": str(archs), "attention": variant,
-                                           "dtype": size["t2i"]["dtype"]}).to(device)
+        for variant in variants:
+            gen = build_generator("lina", {**config("t2i", T2I_CONFIG), "attention": variant}).to(device)
             stage = gen.cost_probes(1)[0]  # the image transformer, batch 1 (doubled by CFG, as sampling runs it)
             inputs = tuple(torch.cat([t] * stage.batch_multiplier) for t in stage.inputs)
             steps[f"lina[{variant}]"] = lambda module=stage.module, inputs=inputs: module(*inputs)
         timings = side_by_side(steps, device, repeats)
         with torch.no_grad():
             memory = tuple(peak_mib(call, device) for call in steps.values())
+    px = size["t2i"]["px"]
     rows.append(pair_row("LINA vs NOVA", "t2i transformer step", f"{px} px, {'/'.join(size['t2i']['arch'])}",
                          tuple(steps), timings, 1, "ms", memory))
     print("done LINA vs NOVA t2i step", flush=True)
@@ -202,6 +220,9 @@ def mar_rows(size: dict, device: str, repeats: int) -> list[dict]:
         memory = peak_mib(call, device)
     return [{"pair": "MAR", "measure": "sample", "setting": "mar-tiny", "a": "mar[softmax]", "unit": "images/s",
              "a_value": size["mar_batch"] / (timing.median_ms / 1e3), "memory_unit": "peak MiB", "a_memory": memory}]
+
+
+PAIRS = {"dit": dit_rows, "llamagen": llamagen_rows, "lina": lina_rows, "mar": mar_rows}
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -226,11 +247,16 @@ def settings_lines(size_name: str, size: dict, repeats: int) -> list[str]:
     px = size["t2i"]["px"]
     dit = {k: v for k, v in size["dit"].items() if k != "vae_config"}
     vae = f"random VAE {size['dit']['vae_config']}" if "vae_config" in size["dit"] else "SD-VAE architecture, random"
+    c2i = size["c2i"]
+    lina_sample = ("the tiny models (32 px, float64)" if c2i is None else
+                   f"the class-to-image config at {c2i['px']} px with arch {c2i['arch']} ({c2i['dtype']}; KL-16 VAE "
+                   "architecture, random), the official sampling settings (64 AR steps or one per token if fewer, "
+                   "25 flow steps, CFG 5)")
     return [f"Sizes `{size_name}`, median of {repeats} calls per generator after one warm-up, random weights.", "",
             f"- DiT vs LiT: {dit}, {vae}; batch {size['dit_batch']}; resolutions {size['dit_resolutions']} px.",
             f"- LlamaGen vs LASADGen: {size['llamagen']}, batch 1 with CFG (2 rows); one decoding step at "
             f"positions {size['positions']} (image size set so that the sequence holds the last position).",
-            f"- LINA vs NOVA: the tiny models (32 px, float64), batch {size['lina_batch']}; the text-to-image "
+            f"- LINA vs NOVA: `sample` of {lina_sample}, batch {size['lina_batch']}; the text-to-image "
             f"transformer config at {px} px ({(px // 16) ** 2} image tokens after a {(px // 32) ** 2}-token prefix) "
             f"with arch {size['t2i']['arch']} ({size['t2i']['dtype']}), one image-transformer step, batch 1 with "
             "CFG (2 rows).",
@@ -245,6 +271,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
     parser.add_argument("--sizes", choices=list(SIZES), default="gpu" if cuda else "cpu")
     parser.add_argument("--repeats", type=int, default=10 if cuda else 5)
+    parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS),
+                        help="which comparisons to run (default: all); the CSV and markdown hold those run")
     parser.add_argument("--positions", type=int, nargs="+", help="decoding positions (default: the sizes')")
     parser.add_argument("--dit-resolutions", type=int, nargs="+", help="DiT/LiT image sizes in px")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); on a CPU shared with "
@@ -261,8 +289,7 @@ def main() -> None:
     if not gpu:
         set_cpu_allocator()
     card = torch.cuda.get_device_name() if gpu else f"{cpu_model()} ({torch.get_num_threads()} threads)"
-    rows = (dit_rows(size, device, args.repeats) + llamagen_rows(size, device, args.repeats)
-            + lina_rows(size, device, args.repeats) + mar_rows(size, device, args.repeats))
+    rows = [row for pair in args.pairs for row in PAIRS[pair](size, device, args.repeats)]
     out = results_dir(card, gpu, args.out)
     write_csv(out / "generators.csv", rows)
     header = [f"# Generator benchmark on {card}", "",

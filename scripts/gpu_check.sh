@@ -14,7 +14,10 @@
 #                       16 heads, batch 8, bfloat16; N = 320, 5120, 20480): lina_attention vs SDPA, the
 #                       official fp32 math and flash-linear-attention where installed, bytes moved and
 #                       the fraction of peak bandwidth, the lina module vs softmax; it writes CSV and
-#                       markdown under benchmarks/results/<gpu-name>/.
+#                       markdown under benchmarks/results/<gpu-name>/;
+#   4. generators       benchmarks/bench_generators.py --pairs lina at the GPU sizes: LINA against NOVA at the
+#                       released models' size (d48w1536, random weights): `sample` at 256 px with the official
+#                       settings, and one 1024 px text-to-image transformer step (generators.csv / .md there).
 # It needs the repository and a CUDA torch (the project's .venv, or PYTHON=...), nothing else.
 set -u
 cd "$(dirname "$0")/.."
@@ -35,6 +38,10 @@ failed=0
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME.log, one summary line
     local name=$1 limit=$2 start rc status
     shift 2
+    if [ "$limit" -le 0 ]; then
+        echo "- $name: skipped (limit 0)" | tee -a "$SUMMARY"
+        return
+    fi
     echo "== $name (limit ${limit}s)"
     start=$(date +%s)
     timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
@@ -47,8 +54,8 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME
     echo "- $name: $status in $(( $(date +%s) - start ))s (log: $OUT/$name.log)" | tee -a "$SUMMARY"
 }
 
-# Step limits in seconds (tests, compile, benchmark); override to fit a shorter lease.
-read -r LIMIT_TESTS LIMIT_COMPILE LIMIT_BENCH <<< "${GPU_CHECK_LIMITS:-200 60 200}"
+# Step limits in seconds (tests, compile, benchmark, generators; 0 skips a step); override to fit a lease.
+read -r LIMIT_TESTS LIMIT_COMPILE LIMIT_BENCH LIMIT_GENERATORS <<< "${GPU_CHECK_LIMITS:-170 45 145 120}"
 # The tests check each kernel's first autotune config (no timing of the others per test shape); the
 # benchmark autotunes.
 step gpu-tests "$LIMIT_TESTS" env LINA_BENCH_AUTOTUNE=off "$PY" -m pytest -q -p no:cacheprovider \
@@ -57,6 +64,8 @@ step kernels-compile "$LIMIT_COMPILE" env -u TRITON_INTERPRET "$PY" -m lina_benc
     --target "$ARCH" --head-dim 64,96
 step benchmark "$LIMIT_BENCH" "$PY" benchmarks/bench_attention_kernels.py --device cuda --tokens 320 5120 20480 \
     --width 1536 --heads 16 --batch 8 --dtype bfloat16 --repeats 20
+step generators "${LIMIT_GENERATORS:-0}" "$PY" benchmarks/bench_generators.py --device cuda --sizes gpu --pairs lina \
+    --repeats 3
 
 {
     echo
@@ -68,6 +77,9 @@ step benchmark "$LIMIT_BENCH" "$PY" benchmarks/bench_attention_kernels.py --devi
     echo
     echo "## Benchmark (speed-ups are medians of per-repeat ratios, IQR in brackets)"
     grep '^|' "$OUT/benchmark.log"
+    echo
+    echo "## LINA vs NOVA (d48w1536, random weights)"
+    grep -A 3 '^summary' "$OUT/generators.log"
 } >> "$SUMMARY" 2>/dev/null
 cat "$SUMMARY"
 exit $failed

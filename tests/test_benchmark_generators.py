@@ -26,7 +26,7 @@ def test_generator_benchmark_writes_finite_ratios(tmp_path: Path):
     measured = {(r["pair"], r["measure"], r["setting"]) for r in rows}
     assert measured == {("DiT vs LiT", "sample", "32 px"), ("LlamaGen vs LASADGen", "decode step", "position 4"),
                         ("LlamaGen vs LASADGen", "decode step", "position 8"),
-                        ("LINA vs NOVA", "sample", "tiny (32 px, 2x2 tokens)"),
+                        ("LINA vs NOVA", "sample", "32 px, vit_d2w32/vit_d2w32/mlp_d2w32, official sampling settings"),
                         ("LINA vs NOVA", "t2i transformer step", "256 px, vit_d2w32/vit_d2w32/mlp_d2w32"),
                         ("MAR", "sample", "mar-tiny")}
     for row in rows:
@@ -60,4 +60,5 @@ def test_every_size_preset_has_valid_generator_options():
         for generator, options in (("dit", size["dit"]), ("llamagen", size["llamagen"])):
             assert registry.generators.check_options(generator, options) == [], (name, generator)
         kinds = arch_table(extra=bench_generators.T2I_ARCHS)  # the official names and the script's own
-        assert all(arch in kinds[kind] for arch, kind in zip(size["t2i"]["arch"], kinds, strict=True)), name
+        for config in (size["t2i"], size["c2i"] or size["t2i"]):
+            assert all(arch in kinds[kind] for arch, kind in zip(config["arch"], kinds, strict=True)), name

@@ -16,6 +16,7 @@ case "$*" in
   *"kernels compile"*) printf 'kernel target\\n------\\nlina_reduce_kernel sm_90 float32 96 32 - 255 96 66560 yes\\n'
                        echo "1 of 1 configurations compile and fit" ;;
   *"bench_attention_kernels"*) echo "| module | lina | 5120 | 1.0 | nan | 2.0 | 3.00 (2.90-3.10) |" ;;
+  *"bench_generators"*) printf 'summary:\n  LINA vs NOVA sample 256 px lina[lina] vs lina[softmax]: x1.20\n' ;;
 esac
 """
 
@@ -38,3 +39,16 @@ def test_a_failing_step_does_not_stop_the_others(tmp_path):
     assert "- kernels-compile: ok" in summary and "- benchmark: ok" in summary
     assert "lina_reduce_kernel sm_90 float32 96 32 - 255 96 66560 yes" in summary  # it spills: listed
     assert "| module | lina | 5120 |" in summary and (tmp_path / "out" / "benchmark.log").is_file()
+    assert "- generators: ok" in summary and "LINA vs NOVA sample 256 px lina[lina] vs lina[softmax]: x1.20" in summary
+
+
+def test_a_step_with_limit_zero_is_skipped(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "GPU_CHECK_LIMITS": "0 0 30 0"})
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert proc.returncode == 0, summary
+    assert "- gpu-tests: skipped (limit 0)" in summary and "- generators: skipped (limit 0)" in summary
+    assert "- benchmark: ok" in summary
