@@ -60,10 +60,11 @@ class TimeCondEmbed(nn.Module):
         self.timestep_proj = Projector(freq_dim, embed_dim, embed_dim)
         self.condition_proj = Projector(cond_dim, embed_dim, embed_dim)
 
-    def forward(self, timestep: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """timestep (B,) or per token (B, n), z (B, n, cond_dim) -> (B, n, embed_dim)."""
-        t = self.timestep_proj(timestep_embedding(timestep, self.freq_dim).to(z.dtype))
-        return self.condition_proj(z) + (t.unsqueeze(1) if t.dim() == 2 else t)
+    def forward(self, timestep: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """timestep (B,) or per token (B, n), condition = ``condition_proj(z)`` (B, n, embed_dim) ->
+        (B, n, embed_dim)."""
+        t = self.timestep_proj(timestep_embedding(timestep, self.freq_dim).to(condition.dtype))
+        return condition + (t.unsqueeze(1) if t.dim() == 2 else t)
 
 
 class DiffusionMLP(nn.Module):
@@ -72,6 +73,8 @@ class DiffusionMLP(nn.Module):
     ``forward(x, timestep, z)``: x (B, n, p*p*C) noisy latent patches, timestep (B,) or (B, n), z (B, n, cond_dim)
     -> (B, n, p*p*C). ``patch_embed`` embeds patches; the official module convolves the whole latent
     and then gathers the predicted tokens, which is the same per token (a p x p, stride-p convolution).
+    A sampler calls ``velocity`` with ``embed_condition(z)`` computed once for all flow steps of an AR
+    step (z does not change between them; the official head recomputes it at every step).
     """
 
     def __init__(self, depth: int, embed_dim: int, cond_dim: int, patch_size: int, image_dim: int) -> None:
@@ -87,9 +90,17 @@ class DiffusionMLP(nn.Module):
         weight = self.patch_embed.proj.weight  # (D, C, p, p); patches are ordered (p, p, C)
         return F.linear(x, weight.permute(0, 2, 3, 1).flatten(1), self.patch_embed.proj.bias)
 
+    def embed_condition(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, n, cond_dim) -> (B, n, embed_dim): the condition's part of the blocks' modulation input."""
+        return self.time_cond_embed.condition_proj(z)
+
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.velocity(x, timestep, self.embed_condition(z))
+
+    def velocity(self, x: torch.Tensor, timestep: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """``forward`` given ``condition = embed_condition(z)``."""
         x = self.embed_patches(x)
-        z = self.time_cond_embed(timestep, z)
+        z = self.time_cond_embed(timestep, condition)
         for block in self.blocks:
             x = block(x, z)
         return self.head(self.norm(x, z)[0])
