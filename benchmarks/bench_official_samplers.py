@@ -4,7 +4,8 @@ of the fidelity tests; prints a summary and writes CSV + markdown.
     PYTHONPATH=LINA:mar python benchmarks/bench_official_samplers.py [--repeats 10] [--threads 1]
 
 ``LINA`` is a checkout of techmonsterwang/LINA (f13f7c3; its ``diffnext``), ``mar`` one of LTH14/mar
-(fe470ac; its ``models``); a family whose official code is not importable is skipped with a message.
+(fe470ac; its ``models``); the text-to-image pipeline's official text encoder also needs ``einops``. A family
+whose official code is not importable is skipped with a message.
 Nothing of theirs is in this repository: the script imports it from there, as the fixture scripts do.
 
 Each setting times the official sampler and our ``official_sample`` (same checkpoint, batch and seed) in
@@ -42,6 +43,11 @@ sys.path.insert(0, str(FIXTURES))
 LINA_SETTINGS = {"64 AR x 25 flow steps": dict(ar_steps=64, diffusion_steps=25),
                  "16 AR x 10 flow steps": dict(ar_steps=16, diffusion_steps=10)}
 LINA_GUIDANCE = dict(guidance=3.0, min_guidance=1.0)
+# Text-to-image: the tiny ``lina`` T2I pipeline (128 px, 64 tokens) at guidance 7 held constant (LINA's GenEval
+# guidance), with all 64 tokens in 64 AR steps and in 16.
+T2I_SETTINGS = {"64 AR x 25 flow steps": dict(ar_steps=64, diffusion_steps=25),
+                "16 AR x 10 flow steps": dict(ar_steps=16, diffusion_steps=10)}
+T2I_GUIDANCE = 7.0
 MAR_SETTINGS = {"16 AR x 25 DDPM steps": dict(ar_steps=16, diffusion_steps=25)}
 MAR_GUIDANCE = dict(guidance=3.0, guidance_schedule="linear", temperature=1.0)
 
@@ -82,6 +88,41 @@ def lina_pairs(work: Path, batch: int) -> dict[str, tuple[Callable, Callable]]:
             return torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2)
 
         pairs[f"LINA (lina), {setting}, batch {batch}"] = (official, partial(gen.official_sample, labels, 0))
+    return pairs
+
+
+def lina_t2i_pairs(work: Path, batch: int) -> dict[str, tuple[Callable, Callable]]:
+    """setting -> (official call, our call) for the tiny ``lina`` text-to-image fixture pipeline."""
+    import make_lina_fixtures as c2i
+    import make_lina_t2i_fixtures as make
+
+    c2i.stub_training_only_modules()
+    case = make.CASES["lina"]
+    folder = work / "lina_t2i"
+    make.write_directory(folder, case)
+    make.write_weights(folder, make.case_weights(FIXTURES / "lina_t2i" / "lina", case["seed"]))
+    c2i.register_archs(importlib.import_module(f"diffnext.models.transformers.{case['module']}"))
+    for module in ("autoencoders.autoencoder_kl", "text_encoders.phi"):
+        importlib.import_module(f"diffnext.models.{module}")
+    from diffnext.pipelines.builder import build_pipeline
+
+    pipe = build_pipeline(str(folder), "nova", precison="float32")
+    for key in ("partial_rotary_factor", "rope_theta"):  # as the fixture script: transformers 5's config layout
+        setattr(pipe.text_encoder.config, key, pipe.text_encoder.config.rope_parameters[key])
+    prompts = (case["prompts"] * batch)[:batch]
+    pairs = {}
+    for setting, steps in T2I_SETTINGS.items():
+        gen = build_generator("lina", {"archs": str(folder / "archs.json"), **steps, "guidance": T2I_GUIDANCE},
+                              checkpoint=str(folder))
+
+        def official(steps=steps) -> torch.Tensor:
+            images = pipe(prompt=prompts, num_inference_steps=steps["ar_steps"],
+                          num_diffusion_steps=steps["diffusion_steps"], guidance_scale=T2I_GUIDANCE,
+                          generator=torch.Generator().manual_seed(0), disable_progress_bar=True,
+                          output_type="np").images
+            return torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2)
+
+        pairs[f"LINA text-to-image, {setting}, batch {batch}"] = (official, partial(gen.official_sample, prompts, 0))
     return pairs
 
 
@@ -126,7 +167,9 @@ def mar_pairs(work: Path, batch: int) -> dict[str, tuple[Callable, Callable]]:
     return pairs
 
 
-FAMILIES = {"lina": (lina_pairs, "diffnext", 4), "mar": (mar_pairs, "models.mar", 4)}
+# family -> (pairs, the official modules it imports, batch)
+FAMILIES = {"lina": (lina_pairs, ("diffnext",), 4), "lina-t2i": (lina_t2i_pairs, ("diffnext", "einops"), 4),
+            "mar": (mar_pairs, ("models.mar",), 4)}
 
 
 def main() -> None:
@@ -142,9 +185,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for family in args.families:
-            make_pairs, module, batch = FAMILIES[family]
+            make_pairs, modules, batch = FAMILIES[family]
             try:
-                importlib.import_module(module)
+                for name in modules:
+                    importlib.import_module(name)
             except ImportError as exc:
                 print(f"skipped {family}: its official code is not importable ({exc}); put it on PYTHONPATH")
                 continue

@@ -17,6 +17,7 @@ def test_without_the_official_code_it_names_what_is_missing(tmp_path: Path):
                           text=True, timeout=120, env=env)
     assert proc.returncode != 0
     assert "skipped lina: its official code is not importable" in proc.stdout
+    assert "skipped lina-t2i: its official code is not importable" in proc.stdout
     assert "skipped mar: its official code is not importable" in proc.stdout
     assert "put it on PYTHONPATH" in proc.stdout and "nothing measured" in proc.stderr
     assert not list(tmp_path.iterdir())
