@@ -8,14 +8,17 @@
 #   1. gpu-tests        the Triton kernel tests on the GPU: compiled kernels against the PyTorch
 #                       references in float32, bfloat16 and float16, forward and every gradient, gated
 #                       and not, odd token counts;
-#   2. kernels-compile  `lina-bench kernels compile` for this card's architecture (registers, spills,
+#   2. kernel-configs   scripts/kernel_configs_gpu.py: every autotune config of every kernel (and the decayed
+#                       op's candidate warps/stages) compiled and checked against the reference at N = 5120,
+#                       one process each, so a config that faults or computes wrong values is named;
+#   3. kernels-compile  `lina-bench kernels compile` for this card's architecture (registers, spills,
 #                       shared memory of every launch configuration);
-#   3. benchmark        benchmarks/bench_attention_kernels.py at the README's goal sizes (width 1536,
+#   4. benchmark        benchmarks/bench_attention_kernels.py at the README's goal sizes (width 1536,
 #                       16 heads, batch 8, bfloat16; N = 320, 5120, 20480): lina_attention vs SDPA, the
 #                       official fp32 math and flash-linear-attention where installed, bytes moved and
 #                       the fraction of peak bandwidth, the lina module vs softmax; it writes CSV and
 #                       markdown under benchmarks/results/<gpu-name>/;
-#   4. generators       benchmarks/bench_generators.py --pairs lina at the GPU sizes: LINA against NOVA at the
+#   5. generators       benchmarks/bench_generators.py --pairs lina at the GPU sizes: LINA against NOVA at the
 #                       released models' size (d48w1536, random weights): `sample` at 256 px with the official
 #                       settings, and one 1024 px text-to-image transformer step (generators.csv / .md there).
 # It needs the repository and a CUDA torch (the project's .venv, or PYTHON=...), nothing else.
@@ -54,12 +57,15 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME
     echo "- $name: $status in $(( $(date +%s) - start ))s (log: $OUT/$name.log)" | tee -a "$SUMMARY"
 }
 
-# Step limits in seconds (tests, compile, benchmark, generators; 0 skips a step); override to fit a lease.
-read -r LIMIT_TESTS LIMIT_COMPILE LIMIT_BENCH LIMIT_GENERATORS <<< "${GPU_CHECK_LIMITS:-170 45 145 120}"
+# Step limits in seconds (tests, configs, compile, benchmark, generators; 0 skips a step); override to fit a
+# lease.
+read -r LIMIT_TESTS LIMIT_CONFIGS LIMIT_COMPILE LIMIT_BENCH LIMIT_GENERATORS <<< \
+    "${GPU_CHECK_LIMITS:-150 60 40 130 100}"
 # The tests check each kernel's first autotune config (no timing of the others per test shape); the
 # benchmark autotunes.
 step gpu-tests "$LIMIT_TESTS" env LINA_BENCH_AUTOTUNE=off "$PY" -m pytest -q -p no:cacheprovider \
     tests/test_kernels_triton.py
+step kernel-configs "${LIMIT_CONFIGS:-0}" "$PY" scripts/kernel_configs_gpu.py --tokens 5120 --dtype bfloat16
 step kernels-compile "$LIMIT_COMPILE" env -u TRITON_INTERPRET "$PY" -m lina_bench.cli kernels compile \
     --target "$ARCH" --head-dim 64,96
 step benchmark "$LIMIT_BENCH" "$PY" benchmarks/bench_attention_kernels.py --device cuda --tokens 320 5120 20480 \
@@ -71,6 +77,9 @@ step generators "${LIMIT_GENERATORS:-0}" "$PY" benchmarks/bench_generators.py --
     echo
     echo "## Test result"
     tail -n 3 "$OUT/gpu-tests.log"
+    echo
+    echo "## Launch configurations on this GPU"
+    grep -v ': ok: ' "$OUT/kernel-configs.log" | cut -c1-240
     echo
     echo "## Kernels that do not fit or spill (of: $(tail -n 1 "$OUT/kernels-compile.log"))"
     awk 'NR > 2 && ($NF != "yes" || $(NF-2) + 0 > 0)' "$OUT/kernels-compile.log" | head -n 20
