@@ -11,8 +11,9 @@ For config index i, a child process forces the i-th config on every LINA kernel 
 count) and checks ``lina_attention`` forward and every gradient against the float32 PyTorch reference; for
 the decayed op it forces each candidate (num_warps, num_stages), including ones not kept in its autotune
 list, and checks the forward. Shapes: heads of 96 (LINA's), by default 16 of them, batch 2 and 5120 tokens.
-Prints one line per child (ok / WRONG with the error / CRASHED with the last line of its output) and exits
-1 if any child did not pass. CPU machines: nothing to do, exit 2.
+Prints one line per child (ok / WRONG with the error / CRASHED with the last line of its output / TIMED OUT
+after ``--child-timeout`` seconds) and exits 1 if any child did not pass. Without a GPU it exits 2, unless
+``--device cpu`` runs the same checks in Triton's interpreter (a check of this script).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> None:
                         "where warps and stages mean nothing: a check of this script")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     parser.add_argument("--jobs", type=int, default=4, help="child processes at a time")
+    parser.add_argument("--child-timeout", type=float, default=120, help="seconds for one child")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "INDEX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = (args.batch, args.heads, args.tokens)
@@ -114,20 +116,23 @@ def main() -> None:
     lina_count = max(len(k.configs) for name, k in kernel_functions().items() if name.startswith("lina_"))
     runs = [("lina", i) for i in range(lina_count)] + [("decayed", i) for i in range(len(DECAYED_CANDIDATES))]
 
-    def run(kind_index: tuple[str, int]) -> tuple[str, int, subprocess.CompletedProcess]:
+    def run(kind_index: tuple[str, int]) -> tuple[str, int, str, str]:
+        """(kind, index, status, detail) of one child."""
         kind, index = kind_index
-        proc = subprocess.run([sys.executable, __file__, "--tokens", str(args.tokens), "--batch", str(args.batch),
-                               "--heads", str(args.heads), "--dtype", args.dtype, "--device", args.device,
-                               "--child", kind, str(index)], capture_output=True, text=True)
-        return kind, index, proc
+        command = [sys.executable, __file__, "--tokens", str(args.tokens), "--batch", str(args.batch), "--heads",
+                   str(args.heads), "--dtype", args.dtype, "--device", args.device, "--child", kind, str(index)]
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=args.child_timeout)
+        except subprocess.TimeoutExpired:
+            return kind, index, "TIMED OUT", f"after {args.child_timeout:g} s"
+        lines = (proc.stdout + proc.stderr).strip().splitlines() or ["(no output)"]
+        status = {0: "ok", 1: "WRONG"}.get(proc.returncode, f"CRASHED (exit {proc.returncode})")
+        return kind, index, status, lines[0] if proc.returncode in (0, 1) else lines[-1]
 
     failed = 0
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for kind, index, proc in pool.map(run, runs):
-            lines = (proc.stdout + proc.stderr).strip().splitlines() or ["(no output)"]
-            status = {0: "ok", 1: "WRONG"}.get(proc.returncode, f"CRASHED (exit {proc.returncode})")
-            failed += proc.returncode != 0
-            detail = lines[-1] if proc.returncode not in (0, 1) else lines[0]
+        for kind, index, status, detail in pool.map(run, runs):
+            failed += status != "ok"
             print(f"{kind} config {index}: {status}: {detail}", flush=True)
     print(f"{len(runs) - failed} of {len(runs)} launch configurations pass at N = {args.tokens}, {args.dtype}")
     sys.exit(1 if failed else 0)
